@@ -1,0 +1,207 @@
+package kdump
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// corpusDir returns the shared corpus directory or skips the test.
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "corpus")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "EXPECTED.tsv")); err != nil {
+		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS to the shared/corpus directory): %v", dir, err)
+	}
+	return dir
+}
+
+type expectedRow map[string]string
+
+func readExpected(t testing.TB, dir string) []expectedRow {
+	t.Helper()
+	fh, err := os.Open(filepath.Join(dir, "EXPECTED.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	var cols []string
+	var rows []expectedRow
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if cols == nil {
+			cols = f
+			continue
+		}
+		r := expectedRow{}
+		for i, c := range cols {
+			if i < len(f) {
+				r[c] = f[i]
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func parseHex(t testing.TB, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
+	if err != nil {
+		t.Fatalf("bad hex %q in EXPECTED.tsv", s)
+	}
+	return v
+}
+
+// TestCorpusKernelDumps checks every kernel row of EXPECTED.tsv.
+func TestCorpusKernelDumps(t *testing.T) {
+	dir := corpusDir(t)
+	n := 0
+	for _, row := range readExpected(t, dir) {
+		if row["format"] != "kernel64" && row["format"] != "kernel32" {
+			continue
+		}
+		n++
+		t.Run(row["file"], func(t *testing.T) {
+			f, err := Open(filepath.Join(dir, row["file"]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			h := f.Header()
+			if got := h.Format.String(); got != row["format"] {
+				t.Errorf("format %s, want %s", got, row["format"])
+			}
+			if got := uint64(h.Machine); got != parseHex(t, row["machine"]) {
+				t.Errorf("machine %#x, want %s", got, row["machine"])
+			}
+			if got := fmt.Sprint(h.MinorVersion); got != row["build"] {
+				t.Errorf("build %s, want %s", got, row["build"])
+			}
+			if got := fmt.Sprint(uint32(h.DumpType)); got != row["dumptype"] {
+				t.Errorf("dump type %s, want %s", got, row["dumptype"])
+			}
+			if got := uint64(h.BugCheck.Code); got != parseHex(t, row["bugcheck"]) {
+				t.Errorf("bug check %#x, want %s", got, row["bugcheck"])
+			}
+			for i, p := range strings.Split(row["params"], ",") {
+				if got := h.BugCheck.Params[i]; got != parseHex(t, p) {
+					t.Errorf("P%d %#x, want %s", i+1, got, p)
+				}
+			}
+			mods, err := f.Modules()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(len(mods)); got != row["drivers"] {
+				t.Errorf("%s drivers, want %s", got, row["drivers"])
+			}
+			if len(mods) > 0 && mods[0].Name != row["first_driver"] {
+				t.Errorf("first driver %q, want %q", mods[0].Name, row["first_driver"])
+			}
+			if ip := row["ip_param"]; ip != "" {
+				addr := parseHex(t, ip)
+				got := "none"
+				if m := ModuleAt(mods, addr); m != nil {
+					got = fmt.Sprintf("%s+%#x", m.Name, addr-m.Base)
+				}
+				if got != row["ip_module"] {
+					t.Errorf("IP %s in %s, want %s", ip, got, row["ip_module"])
+				}
+			}
+			if p := f.Problems(); len(p) > 0 {
+				t.Errorf("problems reading a good dump: %v", p)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("EXPECTED.tsv has no kernel rows")
+	}
+}
+
+// TestCorpusTriageX64Facts checks the facts the corpus README states for
+// win10-triage_x64.dmp.
+func TestCorpusTriageX64Facts(t *testing.T) {
+	dir := corpusDir(t)
+	f, err := Open(filepath.Join(dir, "kernel", "win10-triage_x64.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mods, _ := f.Modules()
+	var amd *Module
+	for i := range mods {
+		if strings.EqualFold(mods[i].Name, "amdppm.sys") {
+			amd = &mods[i]
+		}
+	}
+	if amd == nil || amd.Base != 0xfffff8048b580000 || amd.Size != 0x3b000 {
+		t.Errorf("amdppm.sys = %+v, want base 0xfffff8048b580000 size 0x3b000", amd)
+	}
+	want := []string{"ntoskrnl.exe", "hal.dll", "kd.dll", "CLFS.SYS"}
+	for i, w := range want {
+		if mods[i].Name != w {
+			t.Errorf("driver %d = %q, want %q", i, mods[i].Name, w)
+		}
+	}
+	c, err := f.Context()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IP() != 0xfffff8048b58334c && c.IP() != 0xfffff8047bdf5a80 {
+		t.Errorf("RIP %#x", c.IP())
+	}
+	t.Logf("context RIP %#x RSP %#x", c.IP(), c.SP())
+	tr := f.Triage()
+	if tr.DriverListOffset != 0x10828 || tr.StringPoolOffset != 0x15d18 || tr.StringPoolSize != 0x3720 || tr.DataBlocksCount != 0x727 {
+		t.Errorf("triage header %+v", tr)
+	}
+	k, err := f.KDBG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.VA != 0xfffff8047c600b20 || k.SizePrcb != 0xAF00 || k.OffsetKThreadApcProcess != 0xB8 {
+		t.Errorf("KDBG %+v", k)
+	}
+	// The saved stack is readable through the virtual memory reader.
+	var b [8]byte
+	if _, err := f.Memory().ReadVirtual(b[:], c.SP()); err != nil {
+		t.Errorf("reading the stack at RSP: %v", err)
+	}
+	name, err := f.ProcessName()
+	if err != nil || name != "System" {
+		t.Errorf("process name %q, %v; want System", name, err)
+	}
+	un, _ := f.UnloadedModules()
+	if len(un) != 4 || un[0].Name != "dam.sys" || un[0].Start != 0xfffff80487de0000 || un[0].End != 0xfffff80487dfc000 {
+		t.Errorf("unloaded %+v", un)
+	}
+}
+
+// TestCorpusMalformed: every malformed file gives a typed error, no panic.
+func TestCorpusMalformed(t *testing.T) {
+	dir := corpusDir(t)
+	ents, err := os.ReadDir(filepath.Join(dir, "malformed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Run(e.Name(), func(t *testing.T) {
+			_, err := Open(filepath.Join(dir, "malformed", e.Name()))
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("got %v, want a *FormatError", err)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}

@@ -1,0 +1,191 @@
+package kdump
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"slices"
+	"sort"
+	"unicode/utf16"
+)
+
+// Memory is a virtual address space read from a dump.
+//
+// ReadVirtual reads len(p) bytes starting at virtual address addr. It returns
+// the number of bytes read; when n < len(p) the error says why (usually a
+// *MemoryError wrapping ErrNotPresent at the first missing address). Reads
+// never block on anything but the underlying file.
+type Memory interface {
+	ReadVirtual(p []byte, addr uint64) (n int, err error)
+}
+
+// ReadU64 reads a little-endian 64-bit value at addr.
+func ReadU64(m Memory, addr uint64) (uint64, error) {
+	var b [8]byte
+	if _, err := m.ReadVirtual(b[:], addr); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b[:]), nil
+}
+
+// ReadU32 reads a little-endian 32-bit value at addr.
+func ReadU32(m Memory, addr uint64) (uint32, error) {
+	var b [4]byte
+	if _, err := m.ReadVirtual(b[:], addr); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b[:]), nil
+}
+
+// ReadU16 reads a little-endian 16-bit value at addr.
+func ReadU16(m Memory, addr uint64) (uint16, error) {
+	var b [2]byte
+	if _, err := m.ReadVirtual(b[:], addr); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint16(b[:]), nil
+}
+
+// ReadPointer reads a pointer of the given size (4 or 8 bytes) at addr.
+func ReadPointer(m Memory, addr uint64, size int) (uint64, error) {
+	if size == 4 {
+		v, err := ReadU32(m, addr)
+		return uint64(v), err
+	}
+	return ReadU64(m, addr)
+}
+
+// maxUnicodeString caps UNICODE_STRING reads from dump memory.
+const maxUnicodeString = 0x1000
+
+// ReadUnicodeString reads a UNICODE_STRING (x64 layout when ptrSize is 8,
+// x86 layout when 4) at addr and returns its text. Odd, oversize or
+// inconsistent lengths are rejected.
+func ReadUnicodeString(m Memory, addr uint64, ptrSize int) (string, error) {
+	var hdr [16]byte
+	n := 8
+	if ptrSize == 8 {
+		n = 16
+	}
+	if _, err := m.ReadVirtual(hdr[:n], addr); err != nil {
+		return "", err
+	}
+	length := binary.LittleEndian.Uint16(hdr[0:])
+	maxLen := binary.LittleEndian.Uint16(hdr[2:])
+	var buf uint64
+	if ptrSize == 8 {
+		buf = binary.LittleEndian.Uint64(hdr[8:])
+	} else {
+		buf = uint64(binary.LittleEndian.Uint32(hdr[4:]))
+	}
+	if length == 0 {
+		return "", nil
+	}
+	if length%2 != 0 || length > maxLen || length > maxUnicodeString || buf == 0 {
+		return "", &MemoryError{Addr: addr, Err: errors.New("malformed UNICODE_STRING")}
+	}
+	b := make([]byte, length)
+	if _, err := m.ReadVirtual(b, buf); err != nil {
+		return "", err
+	}
+	return decodeUTF16(b), nil
+}
+
+func decodeUTF16(b []byte) string {
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	return string(utf16.Decode(u))
+}
+
+// Range is a range of virtual addresses [Start, End) that a dump can read.
+type Range struct {
+	Start, End uint64
+	// Source names where the bytes come from ("stack", "data block", ...).
+	Source string
+}
+
+// Ranger is implemented by Memory values that can list what they hold.
+type Ranger interface {
+	Ranges() []Range
+}
+
+// overlayEntry maps [va, va+size) to file [off, off+size).
+type overlayEntry struct {
+	va     uint64
+	size   uint64
+	off    int64
+	source string
+}
+
+// overlay is a virtual address space made of file ranges: the triage dump
+// reader. Entries are sorted by va; overlapping entries are resolved in
+// favour of the one added first (the caller adds them by preference).
+type overlay struct {
+	r       io.ReaderAt
+	entries []overlayEntry // sorted by va, non-overlapping
+}
+
+// add inserts [va, va+size) -> off, keeping only the parts of it that are
+// not covered already.
+func (o *overlay) add(va, size uint64, off int64, source string) {
+	if size == 0 || va+size < va {
+		return
+	}
+	end := va + size
+	cur := va
+	var pieces []overlayEntry
+	i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].va+o.entries[i].size > cur })
+	for cur < end {
+		if i < len(o.entries) && o.entries[i].va <= cur {
+			cur = o.entries[i].va + o.entries[i].size
+			i++
+			continue
+		}
+		next := end
+		if i < len(o.entries) && o.entries[i].va < next {
+			next = o.entries[i].va
+		}
+		pieces = append(pieces, overlayEntry{va: cur, size: next - cur, off: off + int64(cur-va), source: source})
+		cur = next
+	}
+	for _, pc := range pieces {
+		j := sort.Search(len(o.entries), func(j int) bool { return o.entries[j].va > pc.va })
+		o.entries = slices.Insert(o.entries, j, pc)
+	}
+}
+
+// ReadVirtual implements Memory.
+func (o *overlay) ReadVirtual(p []byte, addr uint64) (int, error) {
+	done := 0
+	for done < len(p) {
+		a := addr + uint64(done)
+		i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].va+o.entries[i].size > a })
+		if i == len(o.entries) || o.entries[i].va > a {
+			return done, &MemoryError{Addr: a, Err: ErrNotPresent}
+		}
+		e := o.entries[i]
+		inner := a - e.va
+		n := min(uint64(len(p)-done), e.size-inner)
+		m, err := o.r.ReadAt(p[done:done+int(n)], e.off+int64(inner))
+		done += m
+		if err != nil && m < int(n) {
+			return done, &MemoryError{Addr: addr + uint64(done), Err: &FormatError{Offset: e.off + int64(inner) + int64(m), What: e.source, Msg: "truncated", Err: io.ErrUnexpectedEOF}}
+		}
+	}
+	return done, nil
+}
+
+// Ranges implements Ranger.
+func (o *overlay) Ranges() []Range {
+	out := make([]Range, 0, len(o.entries))
+	for _, e := range o.entries {
+		if n := len(out); n > 0 && out[n-1].End == e.va && out[n-1].Source == e.source {
+			out[n-1].End = e.va + e.size
+			continue
+		}
+		out = append(out, Range{Start: e.va, End: e.va + e.size, Source: e.source})
+	}
+	return out
+}
