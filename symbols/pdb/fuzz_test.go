@@ -1,0 +1,47 @@
+package pdb
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzNewFile feeds arbitrary bytes to NewFile and, when that succeeds, to
+// every symbol reader. Seeds: the synthetic PDBs and the corpus PDBs
+// (minimal.pdb, fuzzed.pdb and the MSVC-built ones) when present, plus
+// regression inputs from testdata/fuzz.
+func FuzzNewFile(f *testing.F) {
+	f.Add(synthetic().build())
+	s := synthetic()
+	s.origSecs = s.sections
+	s.omapFrom = []omapEntry{{0x1000, 0x5000}, {0x1200, 0}}
+	f.Add(s.build())
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "symbols", "*.pdb"))
+	for _, n := range names {
+		if data, err := os.ReadFile(n); err == nil && len(data) <= 400<<10 {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pf, err := NewFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			if !typedError(err) {
+				t.Fatalf("untyped error %v (%T)", err, err)
+			}
+			return
+		}
+		pubs, _ := pf.Publics()
+		for _, p := range pubs {
+			pf.Lookup(p.RVA)
+			Undecorate(p.Name)
+		}
+		pf.Procs()
+		pf.Lookup(0)
+		pf.Lookup(0xFFFFFFFF)
+	})
+}

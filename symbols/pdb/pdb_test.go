@@ -1,0 +1,243 @@
+package pdb
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// corpusDir returns ../shared/corpus relative to the module root, or
+// $KDTRIAGE_CORPUS, skipping the test when it is absent.
+func corpusDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("KDTRIAGE_CORPUS"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("module root not found; corpus unavailable")
+		}
+		dir = parent
+	}
+	c := filepath.Join(dir, "..", "shared", "corpus")
+	if _, err := os.Stat(filepath.Join(c, "symbols")); err != nil {
+		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", c, err)
+	}
+	return c
+}
+
+func corpusPDBs(t testing.TB) []string {
+	names, err := filepath.Glob(filepath.Join(corpusDir(t), "symbols", "*.pdb"))
+	if err != nil || len(names) == 0 {
+		t.Skipf("no PDBs in the corpus: %v", err)
+	}
+	return names
+}
+
+var testGUID = GUID{0x78, 0x56, 0x34, 0x12, 0xBC, 0x9A, 0xF0, 0xDE, 1, 2, 3, 4, 5, 6, 7, 8}
+
+func TestGUIDString(t *testing.T) {
+	if got, want := testGUID.String(), "{12345678-9ABC-DEF0-0102-030405060708}"; got != want {
+		t.Errorf("String() = %s, want %s", got, want)
+	}
+	if got, want := testGUID.SymbolKey(0x1A), "123456789ABCDEF001020304050607081A"; got != want {
+		t.Errorf("SymbolKey() = %s, want %s", got, want)
+	}
+}
+
+func synthetic() pdbSpec {
+	return pdbSpec{
+		age:     3,
+		guid:    testGUID,
+		machine: uint16(MachineAMD64),
+		sections: []Section{
+			{Name: ".text", VirtualAddress: 0x1000, VirtualSize: 0x2000},
+			{Name: ".data", VirtualAddress: 0x4000, VirtualSize: 0x100},
+		},
+		publics: []Public{
+			{Name: "?Run@Engine@game@@QEAAXXZ", Flags: PublicFunction, Section: 1, Offset: 0x100},
+			{Name: "helper", Flags: PublicFunction, Section: 1, Offset: 0x40},
+			{Name: "g_state", Section: 2, Offset: 0x10},
+			{Name: "asm_stub", Flags: PublicCode, Section: 1, Offset: 0x800},
+		},
+		procs: []Proc{
+			{Kind: SymGProc32, Name: "game::Engine::Run", Section: 1, Offset: 0x100, Length: 0x80},
+			{Kind: SymLProc32, Name: "static_fn", Section: 1, Offset: 0x200, Length: 0x20},
+			{Kind: SymGProc32ID, Name: "helper", Section: 1, Offset: 0x40, Length: 0x30},
+		},
+	}
+}
+
+func TestSynthetic(t *testing.T) {
+	data := synthetic().build()
+	f, err := NewFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.GUID() != testGUID || f.Age() != 3 || f.Machine() != MachineAMD64 {
+		t.Errorf("identity = %v %d %v", f.GUID(), f.Age(), f.Machine())
+	}
+	pubs, err := f.Publics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pubs) != 4 {
+		t.Fatalf("got %d publics, want 4", len(pubs))
+	}
+	if p := pubs[0]; p.Name != "?Run@Engine@game@@QEAAXXZ" || p.RVA != 0x1100 || !p.HasRVA || p.Flags != PublicFunction {
+		t.Errorf("public 0 = %+v", p)
+	}
+	if p := pubs[2]; p.Name != "g_state" || p.RVA != 0x4010 || p.IsFunction() {
+		t.Errorf("public 2 = %+v", p)
+	}
+	tests := []struct {
+		rva  uint32
+		name string
+		off  uint32
+		ok   bool
+	}{
+		{0x1100, "game::Engine::Run", 0, true},
+		{0x117F, "game::Engine::Run", 0x7F, true},
+		{0x1180, "", 0, false}, // past Run's end, before static_fn: no public covers it
+		{0x1205, "static_fn", 5, true},
+		{0x1045, "helper", 5, true},
+		{0x1010, "", 0, false}, // before every symbol
+		{0x1800, "asm_stub", 0, true},
+		{0x2FFF, "asm_stub", 0x17FF, true},
+		{0x3000, "", 0, false}, // past .text
+		{0x4018, "g_state", 8, true},
+	}
+	for _, tc := range tests {
+		name, off, ok := f.Lookup(tc.rva)
+		if name != tc.name || off != tc.off || ok != tc.ok {
+			t.Errorf("Lookup(%#x) = %q+%#x %v, want %q+%#x %v", tc.rva, name, off, ok, tc.name, tc.off, tc.ok)
+		}
+	}
+	if err := f.LookupErr(); err != nil {
+		t.Errorf("LookupErr = %v", err)
+	}
+}
+
+func TestOMAP(t *testing.T) {
+	s := synthetic()
+	// The PDB's own layout: .text at 0x1000 originally; the image moved
+	// 0x1000..0x1200 to 0x5000 and dropped the rest.
+	s.origSecs = s.sections
+	s.sections = []Section{{Name: ".text", VirtualAddress: 0x5000, VirtualSize: 0x200}}
+	s.omapFrom = []omapEntry{{0x1000, 0x5000}, {0x1200, 0}}
+	data := s.build()
+	f, err := NewFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs, err := f.Publics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pubs[0]; !p.HasRVA || p.RVA != 0x5100 {
+		t.Errorf("OMAP-mapped public = %+v, want RVA 0x5100", p)
+	}
+	if p := pubs[3]; p.HasRVA {
+		t.Errorf("public in an unmapped range = %+v, want no RVA", p)
+	}
+	if name, off, ok := f.Lookup(0x5110); !ok || name != "game::Engine::Run" || off != 0x10 {
+		t.Errorf("Lookup(0x5110) = %q %#x %v", name, off, ok)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	good := synthetic().build()
+	le := binary.LittleEndian
+	mod := func(f func(b []byte) []byte) []byte {
+		return f(append([]byte(nil), good...))
+	}
+	tests := []struct {
+		name  string
+		data  []byte
+		check func(error) bool
+	}{
+		{"empty", nil, func(err error) bool { return errors.Is(err, ErrNotPDB) }},
+		{"elf", []byte("\x7fELF\x02\x01\x01" + string(make([]byte, 100))), func(err error) bool { return errors.Is(err, ErrNotPDB) }},
+		{"pdb2", append([]byte("Microsoft C/C++ program database 2.00\r\n\x1aJG\x00\x00"), make([]byte, 64)...), func(err error) bool {
+			var ue *UnsupportedError
+			return errors.Is(err, ErrUnsupported) && errors.As(err, &ue)
+		}},
+		{"block size", mod(func(b []byte) []byte { le.PutUint32(b[0x20:], 1000); return b }), isFormat},
+		{"block map outside", mod(func(b []byte) []byte { le.PutUint32(b[0x34:], 1<<20); return b }), isFormat},
+		{"directory too big", mod(func(b []byte) []byte { le.PutUint32(b[0x2C:], 1<<30); return b }), isFormat},
+		{"truncated", good[:len(good)-512], isFormat},
+		{"superblock only", good[:0x38], isFormat},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewFile(bytes.NewReader(tc.data), int64(len(tc.data)))
+			if err == nil || !tc.check(err) {
+				t.Errorf("NewFile error = %v (%T)", err, err)
+			}
+		})
+	}
+}
+
+func isFormat(err error) bool {
+	var fe *FormatError
+	return errors.As(err, &fe)
+}
+
+func TestUndecorate(t *testing.T) {
+	tests := []struct{ in, want, x86 string }{
+		{"?SomeCoolFunction@@YAXXZ", "SomeCoolFunction", "SomeCoolFunction"},
+		{"?Foo@CTest1@@UBEHXZ", "CTest1::Foo", "CTest1::Foo"},
+		{"?Run@Engine@game@@QEAAXXZ", "game::Engine::Run", "game::Engine::Run"},
+		{"??0Engine@game@@QEAA@XZ", "game::Engine::Engine", "game::Engine::Engine"},
+		{"??1Engine@@QEAA@XZ", "Engine::~Engine", "Engine::~Engine"},
+		{"?f@A@1@@YAXXZ", "A::A::f", "A::A::f"}, // back-reference to fragment 1
+		{"??$?6U?$char_traits@D@std@@@std@@YAAAV?$basic_ostream@DU?$char_traits@D@std@@@0@AAV10@PBD@Z",
+			"??$?6U?$char_traits@D@std@@@std@@YAAAV?$basic_ostream@DU?$char_traits@D@std@@@0@AAV10@PBD@Z",
+			"??$?6U?$char_traits@D@std@@@std@@YAAAV?$basic_ostream@DU?$char_traits@D@std@@@0@AAV10@PBD@Z"},
+		{"??_GEngine@@UEAAPEAXI@Z", "??_GEngine@@UEAAPEAXI@Z", "??_GEngine@@UEAAPEAXI@Z"},
+		{"?broken", "?broken", "?broken"},
+		{"?x@9@@", "?x@9@@", "?x@9@@"},
+		{"@__security_check_cookie@4", "__security_check_cookie", "__security_check_cookie"},
+		{"_QueryPerformanceCounter@4", "QueryPerformanceCounter", "QueryPerformanceCounter"},
+		{"_main", "_main", "main"},
+		{"main", "main", "main"},
+		{"_", "_", "_"},
+		{"", "", ""},
+	}
+	for _, tc := range tests {
+		if got := Undecorate(tc.in); got != tc.want {
+			t.Errorf("Undecorate(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if got := UndecorateX86(tc.in); got != tc.x86 {
+			t.Errorf("UndecorateX86(%q) = %q, want %q", tc.in, got, tc.x86)
+		}
+	}
+}
+
+func TestStringers(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{(PublicFunction | PublicCode).String(), "code | function"},
+		{PublicFlags(0).String(), "none"},
+		{PublicFlags(0x12).String(), "function | 0x10"},
+		{SymPub32.String(), "S_PUB32"},
+		{SymKind(0x1234).String(), "SymKind(0x1234)"},
+		{MachineI386.String(), "x86"},
+		{Machine(0x1234).String(), "Machine(0x1234)"},
+	}
+	for _, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
