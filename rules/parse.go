@@ -49,6 +49,11 @@ func parseFile(name string, data []byte) (rs []*rule, errs ErrorList) {
 		e := &Error{File: name, Msg: msg}
 		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
+			// The YAML parser (unlike its scanner) reports the 0-based line
+			// of the construct it was reading; make it 1-based.
+			if strings.HasPrefix(m[2], "did not find expected") {
+				e.Line++
+			}
 			e.Column = 1
 			e.Msg = "YAML syntax: " + m[2]
 		}
@@ -251,7 +256,7 @@ func (p *parser) rule(n *yaml.Node) {
 			p.when(r, v)
 		case "then":
 			hasThen = true
-			thenNode = v
+			thenNode = k
 			p.then(r, v)
 		}
 	})
@@ -390,7 +395,15 @@ func (p *parser) when(r *rule, n *yaml.Node) {
 		case "params":
 			p.mapping(v, "params", paramKeys, func(key string, k, v *yaml.Node) {
 				i := int(key[1] - '1')
-				for _, e := range p.list(v) {
+				items := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					items = v.Content
+					if len(items) == 0 || len(items) > maxListLen {
+						p.errorf(v, "%s needs from 1 to %d values", key, maxListLen)
+						return
+					}
+				}
+				for _, e := range items {
 					if pc, ok := p.param(e); ok {
 						r.params[i] = append(r.params[i], pc)
 					}
@@ -402,6 +415,9 @@ func (p *parser) when(r *rule, n *yaml.Node) {
 
 // param reads one accepted parameter value: a number, or {value, mask}.
 func (p *parser) param(n *yaml.Node) (paramCond, bool) {
+	if !p.plain(n) {
+		return paramCond{}, false
+	}
 	if n.Kind == yaml.ScalarNode {
 		v, ok := p.uint(n, 64)
 		return paramCond{value: v, mask: ^uint64(0)}, ok
