@@ -153,11 +153,11 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	switch format {
 	case FormatKernel64, FormatKernel32:
 	case FormatEmpty:
-		return nil, &FormatError{Offset: -1, What: "file", Msg: "0 bytes", Err: ErrEmpty}
+		return nil, &FormatError{Offset: -1, What: "dump", Err: ErrEmpty}
 	case FormatZeroed:
-		return nil, &FormatError{Offset: 0, What: "file", Msg: "no dump was written", Err: ErrZeroed}
+		return nil, &FormatError{Offset: -1, What: "dump", Err: ErrZeroed}
 	case FormatMDMP, FormatUserDump64, FormatUserDump32:
-		return nil, &FormatError{Offset: 0, What: "signature", Msg: format.String() + " file is a user-mode dump", Err: ErrUserMode}
+		return nil, &FormatError{Offset: 0, What: "signature", Msg: "a " + format.String() + " file", Err: ErrUserMode}
 	default:
 		return nil, notADump(r)
 	}

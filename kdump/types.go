@@ -140,9 +140,9 @@ var (
 	// ErrNotADump means the file is not a crash dump kdump recognises.
 	ErrNotADump = errors.New("not a Windows crash dump")
 	// ErrEmpty means the file has no bytes: Windows failed to write the dump.
-	ErrEmpty = errors.New("empty file: the dump was never written")
+	ErrEmpty = errors.New("the dump was never written: the file is empty (Windows could not save it; check the page file and free disk space)")
 	// ErrZeroed means the file holds only zero bytes: the dump was never written.
-	ErrZeroed = errors.New("file holds only zero bytes: the dump was never written")
+	ErrZeroed = errors.New("the dump was never written: the file holds only zero bytes (Windows could not save it; check the page file and free disk space)")
 	// ErrUnsupported means the file is a dump but of a kind or feature this
 	// package does not read (for example encrypted dump data).
 	ErrUnsupported = errors.New("unsupported dump feature")
@@ -162,7 +162,10 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	s := e.What + ": " + e.Msg
+	s := e.What
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
 	if e.Offset >= 0 {
 		s = fmt.Sprintf("%s at offset %#x", s, e.Offset)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,10 +48,13 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // run executes the CLI with the given arguments and streams and returns the
 // process exit code. Tests call it in-process.
-func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr *os.File) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := newApp(stdin, stdout, stderr)
 	root := a.rootCommand()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK

@@ -19,7 +19,7 @@ import (
 // streams, its configuration and its logger. Nothing here is global, so tests
 // run commands in-process side by side.
 type app struct {
-	stdin  *os.File
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	// stdoutTTY reports whether stdout is a terminal (progress bars, colours).
@@ -29,10 +29,10 @@ type app struct {
 	log zerolog.Logger
 }
 
-func newApp(stdin, stdout, stderr *os.File) *app {
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, v: viper.New(), log: zerolog.Nop()}
-	if stdout != nil {
-		a.stdoutTTY = term.IsTerminal(int(stdout.Fd()))
+	if f, ok := stdout.(*os.File); ok {
+		a.stdoutTTY = term.IsTerminal(int(f.Fd()))
 	}
 	return a
 }
