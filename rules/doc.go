@@ -27,8 +27,9 @@
 // running; maybe_X and last_X claim the frame for X with less strength. When
 // picking the blamed frame (Result.Blame) the top-most frame of the strongest
 // class wins: a definite owner anywhere beats a maybe_ owner higher up, a
-// maybe_ owner beats a last_ owner, and frames without any owner come after
-// last_ ones. Ignored frames are never blamed. Frames in no module match no
+// maybe_ owner beats a last_ owner. A frame no rule claims ranks between
+// maybe_ and last_ (an unclaimed driver is a better answer than a
+// last-resort owner such as nt). Ignored frames are never blamed. Frames in no module match no
 // frame pattern.
 //
 // Beyond triage.ini, frame conditions (frame, module, function and image

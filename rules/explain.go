@@ -140,7 +140,7 @@ func (ex Explanation) String() string {
 	fmt.Fprintf(&b, "frame: %s\n", frameName(ex.Frame))
 	switch {
 	case ex.Decision.Rule == "":
-		b.WriteString("decision: no owner rule matches; the frame can be blamed only if no frame has an owner\n")
+		b.WriteString("decision: no owner rule matches; for blame the frame ranks below maybe_ owners and above last_ owners\n")
 	case ex.Decision.Strength == StrengthIgnore:
 		fmt.Fprintf(&b, "decision: ignore (never blamed), by %s at %s\n", ex.Decision.Rule, ex.Decision.Source)
 	default:

@@ -153,7 +153,7 @@ func decision(r *rule) FrameDecision {
 
 // Match applies the set to a crash: it decides every frame, picks the blamed
 // frame as triage.ini does (the top-most frame of the strongest class:
-// definite owner, then maybe_, then last_, then frames no rule owns; ignored
+// definite owner, then maybe_, then frames no rule owns, then last_; ignored
 // frames never), and merges the actions of the rules that fire.
 func (s *Set) Match(in Input) Result {
 	return s.match(&in, -2)

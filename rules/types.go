@@ -36,8 +36,9 @@ type Strength uint8
 
 // Frame claim strengths, weakest first.
 const (
-	// StrengthNone: no frame rule with an owner matched the frame. Such a
-	// frame can still be blamed when no frame on the stack has an owner.
+	// StrengthNone: no frame rule with an owner matched the frame. For
+	// blame it ranks above last_ owners and below maybe_ owners: a frame
+	// nobody claims is a better answer than a last-resort owner such as nt.
 	StrengthNone Strength = iota
 	// StrengthIgnore: the frame is plumbing (owner "ignore"); never blamed.
 	StrengthIgnore
@@ -67,15 +68,15 @@ func (s Strength) String() string {
 	return fmt.Sprintf("Strength(%d)", uint8(s))
 }
 
-// rank orders strengths for blame selection: a frame with no owner ranks
-// above an ignored frame (it can be blamed) but below every owner.
+// rank orders strengths for blame selection: ignore < last_ < no owner <
+// maybe_ < definite.
 func (s Strength) rank() int {
 	switch s {
 	case StrengthIgnore:
 		return 0
-	case StrengthNone:
-		return 1
 	case StrengthLast:
+		return 1
+	case StrengthNone:
 		return 2
 	case StrengthMaybe:
 		return 3
@@ -219,8 +220,8 @@ type Result struct {
 	// Frames has one decision per input frame, same order.
 	Frames []FrameDecision
 	// Blame is the index of the frame the rules blame: the top-most frame of
-	// the strongest class (definite, then maybe_, then last_, then frames no
-	// rule owns); ignored frames are never chosen. -1 when every frame is
+	// the strongest class (definite, then maybe_, then frames no rule owns,
+	// then last_); ignored frames are never chosen. -1 when every frame is
 	// ignored or there are no frames.
 	Blame int
 	// Actions are the merged crash-level actions.
