@@ -118,6 +118,9 @@ func TestCorpusKernelDumps(t *testing.T) {
 					t.Errorf("IP %s in %s, want %s", ip, got, row["ip_module"])
 				}
 			}
+			if name, err := f.ProcessName(); err != nil || name == "" {
+				t.Errorf("process name %q: %v", name, err)
+			}
 			if p := f.Problems(); len(p) > 0 {
 				t.Errorf("problems reading a good dump: %v", p)
 			}

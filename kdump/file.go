@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 )
 
 // Dump is what every dump reader provides to analysis: the kernel-dump
@@ -386,14 +387,54 @@ func (f *File) ProcessName() (string, error) {
 		return "", formatErr(-1, "process", "no EPROCESS.ImageFileName offset known for %v build %d", f.hdr.Machine, f.hdr.MinorVersion).wrap(ErrUnsupported)
 	}
 	var b [15]byte
-	if _, err := f.mem.ReadVirtual(b[:], proc+off); err != nil {
-		return "", err
+	if _, err := f.mem.ReadVirtual(b[:], proc+off); err == nil {
+		if name := cString(b[:]); name != "" {
+			return name, nil
+		}
 	}
-	name := cString(b[:])
-	if name == "" {
-		return "", formatErr(-1, "process", "EPROCESS.ImageFileName at %#x is not text", proc+off).wrap(ErrNotPresent)
+	// Builds whose layout is not in the table: look for the name in the
+	// process object itself.
+	if name := f.scanImageFileName(proc); name != "" {
+		return name, nil
 	}
-	return name, nil
+	return "", formatErr(-1, "process", "EPROCESS.ImageFileName at %#x is not readable text", proc+off).wrap(ErrNotPresent)
+}
+
+// scanImageFileName searches the current process object for an
+// ImageFileName-shaped field: up to 15 bytes of file-name characters, NUL
+// padded, that end in ".exe" or name one of the kernel's own processes.
+func (f *File) scanImageFileName(proc uint64) string {
+	size := uint64(0xC80)
+	if f.triage != nil && f.triage.processSize > 0 {
+		size = uint64(f.triage.processSize)
+	}
+	b := make([]byte, size)
+	n, _ := f.mem.ReadVirtual(b, proc)
+	b = b[:n]
+	for off := 0x100; off+15 <= len(b); off += 8 {
+		name := cString(b[off : off+15])
+		if name == "" || len(name) < 3 || !plausibleProcessName(name) {
+			continue
+		}
+		return name
+	}
+	return ""
+}
+
+func plausibleProcessName(s string) bool {
+	switch s {
+	case "System", "Idle", "Registry", "MemCompression", "Secure System":
+		return true
+	}
+	if len(s) < 5 || !strings.EqualFold(s[len(s)-4:], ".exe") {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._- ()", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // imageFileNameOffset returns EPROCESS.ImageFileName for a build: the
@@ -408,7 +449,8 @@ func imageFileNameOffset(m Machine, build uint32) (uint64, bool) {
 	case MachineAMD64:
 		rows = []row{{7601, 0x2E0}, {9200, 0x438}, {9600, 0x438}, {14393, 0x450}, {17134, 0x450}, {18362, 0x450}, {19041, 0x5A8}, {22000, 0x5A8}}
 	case MachineARM64:
-		rows = []row{{17134, 0x450}, {19041, 0x5A8}, {22000, 0x560}}
+		// 17134: found in the corpus ARM64 triage dump; 22000: dump-formats §7.4.
+		rows = []row{{17134, 0x3F8}, {22000, 0x560}}
 	case MachineI386:
 		rows = []row{{7600, 0x16C}, {9200, 0x170}, {10240, 0x174}}
 	default:
