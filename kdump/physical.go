@@ -52,7 +52,7 @@ type PhysicalRange struct {
 type memoryDump struct {
 	r    io.ReaderAt
 	size int64
-	what string      // what describes the page map, for errors
+	what string          // what describes the page map, for errors
 	runs []PhysicalRange // sorted by PFN, non-overlapping
 	// Kernel state, filled lazily.
 	kern kernelState
