@@ -51,7 +51,8 @@ func PrecedenceOrder() []string { return append([]string(nil), precedenceOrder..
 // (in.Frames is not looked at; the crash conditions use the other fields).
 func (s *Set) Explain(in Input, f Frame) Explanation {
 	f.Module = canonicalModule(f.Module)
-	c := s.newCtx(&in)
+	ctx := s.newCtx(&in)
+	c := &ctx
 	ex := Explanation{Frame: f, Precedence: PrecedenceOrder()}
 	var winner *rule
 	for _, r := range s.rules {

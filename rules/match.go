@@ -14,8 +14,8 @@ type matchCtx struct {
 	mods    map[string]*Module // lower-case module name -> record; nil until needed
 }
 
-func (s *Set) newCtx(in *Input) *matchCtx {
-	c := &matchCtx{in: in, code: NormalizeCode(in.Code), machine: normalizeMachine(in.Machine)}
+func (s *Set) newCtx(in *Input) matchCtx {
+	c := matchCtx{in: in, code: NormalizeCode(in.Code), machine: normalizeMachine(in.Machine)}
 	if s.needModule && len(in.Modules) > 0 {
 		c.mods = make(map[string]*Module, len(in.Modules))
 		for i := range in.Modules {
@@ -96,12 +96,10 @@ func (s *Set) decide(c *matchCtx, f *Frame) *rule {
 
 // Decide returns the rules' verdict on a single frame of the crash described
 // by in (in.Frames is not looked at). It allocates nothing unless the set
-// has rules on module images, timestamps or versions.
+// has rules on module images, timestamps or versions and in.Modules is not
+// empty.
 func (s *Set) Decide(in *Input, f Frame) FrameDecision {
-	c := matchCtx{in: in, code: NormalizeCode(in.Code), machine: normalizeMachine(in.Machine)}
-	if s.needModule {
-		c = *s.newCtx(in)
-	}
+	c := s.newCtx(in)
 	f.Module = canonicalModule(f.Module)
 	return decision(s.decide(&c, &f))
 }
@@ -172,7 +170,8 @@ func (s *Set) MatchBlamed(in Input, blamed int) Result {
 
 func (s *Set) match(orig *Input, blamed int) Result {
 	in := canonicalFrames(orig)
-	c := s.newCtx(in)
+	ctx := s.newCtx(in)
+	c := &ctx
 	res := Result{Frames: make([]FrameDecision, len(in.Frames)), Blame: -1}
 	winners := make([]*rule, len(in.Frames))
 	best := -1

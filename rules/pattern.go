@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -230,14 +231,14 @@ func parseFramePattern(src string) (framePattern, error) {
 		return fp, nil
 	}
 	if fp.module, err = compileTriageName(mod); err != nil {
-		return framePattern{}, errors.New("module part: " + err.Error())
+		return framePattern{}, fmt.Errorf("module part: %w", err)
 	}
 	if !hasFn {
 		fp.function = namePattern{class: matchAny, src: "*"}
 		return fp, nil
 	}
 	if fp.function, err = compileTriageName(fn); err != nil {
-		return framePattern{}, errors.New("function part: " + err.Error())
+		return framePattern{}, fmt.Errorf("function part: %w", err)
 	}
 	return fp, nil
 }

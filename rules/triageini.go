@@ -3,6 +3,7 @@ package rules
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -32,7 +33,7 @@ func ParseTriageINI(name string, r io.Reader) ([]INIEntry, ErrorList) {
 	line := 0
 	for sc.Scan() {
 		line++
-		t := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\uFEFF"))
+		t := strings.TrimSpace(cleanText(strings.TrimPrefix(sc.Text(), "\uFEFF")))
 		switch {
 		case t == "":
 			pending = append(pending, "")
@@ -57,6 +58,11 @@ func ParseTriageINI(name string, r io.Reader) ([]INIEntry, ErrorList) {
 			pending = nil
 			continue
 		}
+		if st, o := parseOwner(owner); st != StrengthIgnore && o == "" {
+			errs = append(errs, &Error{File: name, Line: line, Column: len(pat) + 2, Msg: fmt.Sprintf("owner %q has a prefix but no name", owner)})
+			pending = nil
+			continue
+		}
 		out = append(out, INIEntry{Line: line, Pattern: pat, Owner: owner, Comment: joinComment(pending)})
 		pending = nil
 	}
@@ -64,6 +70,21 @@ func ParseTriageINI(name string, r io.Reader) ([]INIEntry, ErrorList) {
 		errs = append(errs, &Error{File: name, Line: line + 1, Msg: "reading: " + err.Error()})
 	}
 	return out, errs
+}
+
+// cleanText makes a line safe to re-emit: invalid UTF-8 and control
+// characters become U+FFFD.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r == '\t' {
+			return ' '
+		}
+		if r < 0x20 || r == 0x7F || (r >= 0x80 && r < 0xA0) || r == 0xFEFF {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 // joinComment drops leading and trailing blank lines of a comment block.
@@ -99,15 +120,15 @@ func ImportTriageINI(name string, r io.Reader) ([]byte, ErrorList) {
 		comment := e.Comment
 		if _, err := parseFramePattern(e.Pattern); err != nil {
 			rn, ok := literalStarRule(e)
-			if !ok {
+			if !ok || !errors.Is(errors.Unwrap(err), errInnerStar) {
 				errs = append(errs, &Error{File: name, Line: e.Line, Column: 1, Msg: fmt.Sprintf("cannot convert %q: %v", e.Pattern, err)})
 				continue
 			}
 			ruleNodes = append(ruleNodes, rn)
 			continue
 		}
-		k := &yaml.Node{Kind: yaml.ScalarNode, Value: e.Pattern, HeadComment: commentText(comment)}
-		v := &yaml.Node{Kind: yaml.ScalarNode, Value: e.Owner, LineComment: fmt.Sprintf("# %s:%d", baseName(name), e.Line)}
+		k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: e.Pattern, HeadComment: commentText(comment)}
+		v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: e.Owner, LineComment: fmt.Sprintf("# %s:%d", baseName(name), e.Line)}
 		owners.Content = append(owners.Content, k, v)
 	}
 	doc := &yaml.Node{Kind: yaml.MappingNode}
@@ -125,24 +146,39 @@ func ImportTriageINI(name string, r io.Reader) ([]byte, ErrorList) {
 		doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "rules"},
 			&yaml.Node{Kind: yaml.SequenceNode, Content: ruleNodes})
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{doc}}); err != nil {
+	out, err := encodeYAML(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{doc}})
+	if err != nil {
 		errs = append(errs, &Error{File: name, Msg: "encoding YAML: " + err.Error()})
 		return nil, errs
 	}
-	if err := enc.Close(); err != nil {
-		errs = append(errs, &Error{File: name, Msg: "encoding YAML: " + err.Error()})
+	return out, errs
+}
+
+// encodeYAML encodes with two-space indentation, turning an encoder panic
+// into an error.
+func encodeYAML(n *yaml.Node) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
 	}
-	return buf.Bytes(), errs
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // literalStarRule turns a pattern with an inner "*" (a literal character
 // for the debugger) into a rule with escaped module/function globs.
 func literalStarRule(e INIEntry) (*yaml.Node, bool) {
 	mod, fn, hasFn := strings.Cut(e.Pattern, "!")
-	if mod == "" || strings.Contains(fn, "!") || strings.ContainsAny(e.Pattern, " \t") {
+	if mod == "" || (hasFn && fn == "") || strings.Contains(fn, "!") || strings.ContainsAny(e.Pattern, " \t") {
 		return nil, false
 	}
 	esc := func(s string) string {
@@ -152,7 +188,7 @@ func literalStarRule(e INIEntry) (*yaml.Node, bool) {
 		body = strings.ReplaceAll(body, "?", `\?`)
 		return strings.ReplaceAll(body, "*", `\*`) + trail
 	}
-	scalar := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
+	scalar := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
 	when := &yaml.Node{Kind: yaml.MappingNode}
 	if !(mod == "*" || strings.EqualFold(mod, "default")) {
 		when.Content = append(when.Content, scalar("module"), scalar(esc(mod)))
