@@ -19,6 +19,8 @@ const (
 	SymGProc32ID    SymKind = 0x1147 // S_GPROC32_ID
 	SymLProc32DPC   SymKind = 0x1155 // S_LPROC32_DPC
 	SymLProc32DPCID SymKind = 0x1156 // S_LPROC32_DPC_ID
+	SymThunk32      SymKind = 0x1102 // S_THUNK32
+	SymTrampoline   SymKind = 0x112C // S_TRAMPOLINE (incremental-linking thunk)
 	SymProcRef      SymKind = 0x1125 // S_PROCREF
 	SymLProcRef     SymKind = 0x1127 // S_LPROCREF
 )
@@ -40,6 +42,10 @@ func (k SymKind) String() string {
 		return "S_LPROC32_DPC"
 	case SymLProc32DPCID:
 		return "S_LPROC32_DPC_ID"
+	case SymThunk32:
+		return "S_THUNK32"
+	case SymTrampoline:
+		return "S_TRAMPOLINE"
 	case SymProcRef:
 		return "S_PROCREF"
 	case SymLProcRef:
@@ -93,7 +99,9 @@ type Public struct {
 // IsFunction reports whether the public names code (fFunction or fCode).
 func (p Public) IsFunction() bool { return p.Flags&(PublicFunction|PublicCode) != 0 }
 
-// Proc is a procedure symbol from a module stream: a function with extents.
+// Proc is a procedure symbol from a module stream: a function with extents
+// (S_GPROC32 and relatives), a thunk (S_THUNK32) or an incremental-linking
+// trampoline (S_TRAMPOLINE, whose Name is empty and whose target is given).
 type Proc struct {
 	Kind    SymKind
 	Name    string // name as stored (usually undecorated, e.g. "ns::C::f")
@@ -103,6 +111,10 @@ type Proc struct {
 	RVA     uint32 // valid only when HasRVA
 	HasRVA  bool
 	Module  int // index into Modules()
+
+	// Trampolines only: where the thunk jumps.
+	TargetSection uint16
+	TargetOffset  uint32
 }
 
 // Symbol record stream limits.
@@ -276,15 +288,33 @@ func (f *File) Procs() ([]Proc, error) {
 			continue
 		}
 		err = walkRecords(mod.SymStream, data, 4, func(off int, kind SymKind, body []byte) error {
+			le := binary.LittleEndian
 			switch kind {
 			case SymGProc32, SymLProc32, SymGProc32ID, SymLProc32ID, SymLProc32DPC, SymLProc32DPCID:
+			case SymThunk32:
+				if len(body) < 0x15 {
+					return formatErr(mod.SymStream, int64(off), "S_THUNK32 record of %d bytes is too short", len(body)+4)
+				}
+				p := Proc{Kind: kind, Offset: le.Uint32(body[0x0C:]), Section: le.Uint16(body[0x10:]),
+					Length: uint32(le.Uint16(body[0x12:])), Name: recordName(body[0x15:]), Module: mi}
+				p.RVA, p.HasRVA = f.SectionOffsetToRVA(p.Section, p.Offset)
+				out = append(out, p)
+				return nil
+			case SymTrampoline:
+				if len(body) < 0x10 {
+					return formatErr(mod.SymStream, int64(off), "S_TRAMPOLINE record of %d bytes is too short", len(body)+4)
+				}
+				p := Proc{Kind: kind, Length: uint32(le.Uint16(body[2:])), Offset: le.Uint32(body[4:]),
+					TargetOffset: le.Uint32(body[8:]), Section: le.Uint16(body[0x0C:]), TargetSection: le.Uint16(body[0x0E:]), Module: mi}
+				p.RVA, p.HasRVA = f.SectionOffsetToRVA(p.Section, p.Offset)
+				out = append(out, p)
+				return nil
 			default:
 				return nil
 			}
 			if len(body) < 0x23 {
 				return formatErr(mod.SymStream, int64(off), "%v record of %d bytes is too short", kind, len(body)+4)
 			}
-			le := binary.LittleEndian
 			p := Proc{
 				Kind:    kind,
 				Length:  le.Uint32(body[0x0C:]),
