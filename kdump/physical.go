@@ -257,7 +257,10 @@ func (m *memoryDump) initBitmap(f *File) error {
 	present := le.Uint64(hb[0x28:])
 	nbits := le.Uint64(hb[0x30:])
 	bmOff := base + bitmapHeaderLen
-	bmBytes := (nbits + 7) / 8
+	bmBytes := nbits / 8
+	if nbits%8 != 0 {
+		bmBytes++
+	}
 	if !inFile(uint64(bmOff), bmBytes, f.size) {
 		return &FormatError{Offset: base + 0x30, What: "bitmap header",
 			Msg: fmt.Sprintf("a bitmap of %d bits does not fit the %d-byte file", nbits, f.size), Err: io.ErrUnexpectedEOF}
