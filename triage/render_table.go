@@ -90,7 +90,7 @@ func ReportRow(r *Report) Row {
 		row.CausedByAddress = r.Culprit.Symbol
 	}
 	if r.FaultingIP != nil {
-		row.CrashAddress = fmt.Sprintf("%s", r.FaultingIP.Symbol)
+		row.CrashAddress = r.FaultingIP.Symbol
 		if row.CrashAddress == "" {
 			row.CrashAddress = r.FaultingIP.Address.String()
 		}

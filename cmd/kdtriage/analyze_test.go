@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/viper"
+
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
+)
+
+// runAnalyze runs the analyze command in-process and returns stdout,
+// stderr and the exit code run() would give.
+func runAnalyze(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := &app{stdout: &out, stderr: &errb, v: viper.New(), log: zerolog.Nop()}
+	cmd := a.analyzeCommand()
+	cmd.SetArgs(args)
+	cmd.SetOut(&errb)
+	cmd.SetErr(&errb)
+	err := cmd.ExecuteContext(context.Background())
+	code := exitOK
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		} else {
+			code = exitFailure
+			errb.WriteString(err.Error())
+		}
+	}
+	return out.String(), errb.String(), code
+}
+
+// writeSynthetic writes synthetic kernel dumps into dir and returns their paths.
+func writeSynthetic(t *testing.T, dir string, specs ...kdumptest.Spec) []string {
+	t.Helper()
+	var paths []string
+	for i, s := range specs {
+		im, _, err := kdumptest.Build(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := im.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "dump"+string(rune('a'+i))+".dmp")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+func TestAnalyzeJSONInOrderWithBadDump(t *testing.T) {
+	dir := t.TempDir()
+	mods := kdumptest.DefaultModules(kdumptest.AMD64)
+	paths := writeSynthetic(t, dir,
+		kdumptest.Spec{Arch: kdumptest.AMD64},
+		kdumptest.Spec{Arch: kdumptest.AMD64, BugCheck: 0xD1, Params: [4]uint64{0x10, 2, 0, mods[3].Base + 0x40}},
+		kdumptest.Spec{Arch: kdumptest.ARM64, BugCheck: 0xE2},
+	)
+	bad := filepath.Join(dir, "broken.dmp")
+	if err := os.WriteFile(bad, []byte("PAGEDU64 but nothing else"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--format", "json", "-j", "3"}, paths[0], bad, paths[1], paths[2])
+	out, stderr, code := runAnalyze(t, args...)
+	if code != exitBadDump {
+		t.Errorf("exit code %d, want %d (stderr %s)", code, exitBadDump, stderr)
+	}
+	if !strings.Contains(stderr, "broken.dmp") {
+		t.Errorf("stderr does not name the bad dump: %q", stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines, want 3:\n%s", len(lines), out)
+	}
+	want := []struct{ file, bucket, image string }{
+		{paths[0], "AV_amdppm!unknown_function", "amdppm.sys"},
+		{paths[1], "AV_CLFS!unknown_function", "CLFS.SYS"},
+		{paths[2], "MANUALLY_INITIATED_CRASH", "ManualCrash"},
+	}
+	for i, l := range lines {
+		var r struct {
+			Dump struct {
+				File   string `json:"file"`
+				SHA256 string `json:"sha256"`
+			} `json:"dump"`
+			Bucket  string `json:"failure_bucket_id"`
+			Hash    string `json:"failure_id_hash"`
+			Culprit struct {
+				Module, Image, Symbol, Confidence string
+			} `json:"culprit"`
+			Followup string `json:"followup"`
+			BugCheck struct {
+				Code   string    `json:"code"`
+				Name   string    `json:"name"`
+				Params [4]string `json:"params"`
+			} `json:"bugcheck"`
+			Stack []struct {
+				IP, SP, Module, Symbol string
+				FoundBy                string `json:"found_by"`
+			} `json:"stack"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if r.Dump.File != want[i].file || r.Bucket != want[i].bucket || r.Culprit.Image != want[i].image {
+			t.Errorf("line %d: file %s bucket %s image %s, want %+v", i, r.Dump.File, r.Bucket, r.Culprit.Image, want[i])
+		}
+		if len(r.Dump.SHA256) != 64 || !strings.HasPrefix(r.Hash, "{") || r.Culprit.Confidence == "" || r.BugCheck.Name == "" {
+			t.Errorf("line %d: incomplete: %s", i, l)
+		}
+		if !strings.HasPrefix(r.BugCheck.Code, "0x") || !strings.HasPrefix(r.BugCheck.Params[0], "0x") {
+			t.Errorf("line %d: 64-bit values are not 0x strings: %+v", i, r.BugCheck)
+		}
+		if len(r.Stack) == 0 || !strings.HasPrefix(r.Stack[0].IP, "0x") || r.Stack[0].FoundBy == "" {
+			t.Errorf("line %d: stack %+v", i, r.Stack)
+		}
+	}
+}
+
+func TestAnalyzeDirectoryViews(t *testing.T) {
+	dir := t.TempDir()
+	writeSynthetic(t, dir,
+		kdumptest.Spec{Arch: kdumptest.AMD64},
+		kdumptest.Spec{Arch: kdumptest.AMD64},
+		kdumptest.Spec{Arch: kdumptest.AMD64, BugCheck: 0xE2},
+	)
+	out, stderr, code := runAnalyze(t, "--summary", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "AV_amdppm!unknown_function") || !strings.Contains(out, "MANUALLY_INITIATED_CRASH") {
+		t.Errorf("summary lacks the buckets:\n%s", out)
+	}
+	// The 0x7E bucket holds two dumps.
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "AV_amdppm") && !strings.Contains(l, " 2 ") {
+			t.Errorf("AV_amdppm row does not count 2 dumps: %s", l)
+		}
+	}
+	for _, f := range []string{"table", "markdown", "csv"} {
+		out, _, code := runAnalyze(t, "--format", f, dir)
+		if code != exitOK || strings.Count(out, "AV_amdppm!unknown_function") != 2 {
+			t.Errorf("--format %s: exit %d\n%s", f, code, out)
+		}
+	}
+	out, _, _ = runAnalyze(t, "--format", "text", "--legacy", filepath.Join(dir, "dumpa.dmp"))
+	for _, want := range []string{"Bugcheck Analysis", "FAILURE_BUCKET_ID:  AV_amdppm!unknown_function", "BUCKET_ID:  X64_0x7E_c0000005_amdppm+", "Probably caused by : amdppm.sys", "STACK_COMMAND:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+}
+
+func TestAnalyzeUsageErrors(t *testing.T) {
+	if _, _, code := runAnalyze(t, "--format", "xml", "x.dmp"); code != exitFailure {
+		t.Errorf("bad format: exit %d", code)
+	}
+	if _, stderr, code := runAnalyze(t, filepath.Join(t.TempDir(), "missing.dmp")); code != exitBadDump || stderr == "" {
+		t.Errorf("missing file: exit %d stderr %q", code, stderr)
+	}
+	rules := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(rules, []byte("version: 1\nowners:\n  nt!Ke*Bug: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code := runAnalyze(t, "--rules", rules, "x.dmp"); code != exitFailure {
+		t.Errorf("bad rules: exit %d", code)
+	}
+}
+
+// TestAnalyzeCorpus runs the command over the corpus kernel directory.
+func TestAnalyzeCorpus(t *testing.T) {
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	kernel := filepath.Join(dir, "kernel")
+	if _, err := os.Stat(kernel); err != nil {
+		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", dir, err)
+	}
+	out, stderr, code := runAnalyze(t, "--format", "json", kernel)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	ents, _ := filepath.Glob(filepath.Join(kernel, "*.dmp"))
+	if len(lines) != len(ents) {
+		t.Fatalf("%d reports for %d dumps", len(lines), len(ents))
+	}
+	for _, l := range lines {
+		var r struct {
+			Dump    struct{ File string }  `json:"dump"`
+			Bucket  string                 `json:"failure_bucket_id"`
+			Culprit struct{ Image string } `json:"culprit"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(r.Dump.File) == "win10-triage_x64.dmp" && (r.Culprit.Image != "amdppm.sys" || r.Bucket != "AV_amdppm!unknown_function") {
+			t.Errorf("win10-triage_x64.dmp: %s %s", r.Culprit.Image, r.Bucket)
+		}
+	}
+}
