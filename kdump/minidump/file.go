@@ -24,7 +24,7 @@ const (
 	maxStreams     = 1 << 16  // directory entries
 	maxStreamSize  = 1 << 28  // bytes of one stream read into memory
 	maxStringBytes = 1 << 16  // one MINIDUMP_STRING
-	maxContextSize = 1 << 20  // one thread context (XSAVE contexts are a few KiB)
+	maxContextSize = 1 << 16  // one thread context (XSAVE contexts are a few KiB)
 	maxListEntries = 1 << 22  // entries in any list
 	openInMemory   = 64 << 20 // Open reads files up to this size into memory
 )
@@ -70,6 +70,13 @@ type File struct {
 	dir  []Directory
 	prob []error
 
+	// strMu guards strs and strBudget: decoded strings by RVA, and how many
+	// more string bytes may be decoded (a hostile file can point many
+	// entries at overlapping large strings).
+	strMu     sync.Mutex
+	strs      map[uint32]string
+	strBudget int64
+
 	threads      lazy[[]Thread]
 	threadsEx    lazy[[]Thread]
 	modules      lazy[[]Module]
@@ -102,7 +109,7 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	if size < 0 {
 		return nil, formatErr(-1, "file", ErrTruncated, "negative size %d", size)
 	}
-	f := &File{r: r, size: size}
+	f := &File{r: r, size: size, strBudget: 4*size + 1<<20}
 	var hb [HeaderSize]byte
 	if size < 4 {
 		return nil, formatErr(0, "header", ErrNotMinidump, "file of %d bytes has no signature", size)
@@ -172,12 +179,13 @@ func Open(name string) (*File, error) {
 		return nil, err
 	}
 	if st.Size() <= openInMemory {
-		b, err := io.ReadAll(io.LimitReader(fh, openInMemory+1))
+		b := make([]byte, st.Size())
+		n, err := io.ReadFull(fh, b)
 		fh.Close()
-		if err != nil {
+		if err != nil && err != io.ErrUnexpectedEOF {
 			return nil, err
 		}
-		return NewFile(bytes.NewReader(b), int64(len(b)))
+		return NewFile(bytes.NewReader(b[:n]), int64(n))
 	}
 	f, err := NewFile(fh, st.Size())
 	if err != nil {
@@ -268,8 +276,15 @@ func (f *File) readFull(b []byte, off int64, what string) error {
 	return nil
 }
 
-// ReadString reads the MINIDUMP_STRING (u32 byte length, UTF-16LE text) at rva.
+// ReadString reads the MINIDUMP_STRING (u32 byte length, UTF-16LE text) at
+// rva. Strings are cached by RVA; the total amount of string data decoded
+// from one file is limited to a few times the file's size.
 func (f *File) ReadString(rva uint32) (string, error) {
+	f.strMu.Lock()
+	defer f.strMu.Unlock()
+	if s, ok := f.strs[rva]; ok {
+		return s, nil
+	}
 	const what = "string"
 	off := int64(rva)
 	if off+4 > f.size {
@@ -286,11 +301,35 @@ func (f *File) ReadString(rva uint32) (string, error) {
 	if n%2 != 0 {
 		return "", formatErr(off, what, nil, "odd UTF-16 byte length %d", n)
 	}
+	if err := f.chargeLocked(int64(n), off, what); err != nil {
+		return "", err
+	}
 	b := make([]byte, n)
 	if err := f.readFull(b, off+4, what); err != nil {
 		return "", err
 	}
-	return utf16String(b), nil
+	s := utf16String(b)
+	if f.strs == nil {
+		f.strs = map[uint32]string{}
+	}
+	f.strs[rva] = s
+	return s, nil
+}
+
+// charge takes n bytes from the budget for data kept per entry (strings,
+// CodeView and misc records, handle object information).
+func (f *File) charge(n, off int64, what string) error {
+	f.strMu.Lock()
+	defer f.strMu.Unlock()
+	return f.chargeLocked(n, off, what)
+}
+
+func (f *File) chargeLocked(n, off int64, what string) error {
+	if n > f.strBudget {
+		return formatErr(off, what, ErrTooLarge, "per-entry data of the file exceeds %d bytes in total", 4*f.size+1<<20)
+	}
+	f.strBudget -= n
+	return nil
 }
 
 // utf16String decodes UTF-16LE bytes, stopping at the first NUL.

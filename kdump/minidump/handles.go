@@ -104,6 +104,10 @@ func (f *File) handleObjectInfo(rva uint32, probs *[]error) []HandleObjectInfo {
 			*probs = append(*probs, formatErr(int64(rva)+8, "handle object info", ErrTooLarge, "%d bytes", size))
 			break
 		}
+		if err := f.charge(int64(size), int64(rva)+8, "handle object info"); err != nil {
+			*probs = append(*probs, err)
+			break
+		}
 		data := make([]byte, size)
 		if err := f.readFull(data, int64(rva)+12, "handle object info"); err != nil {
 			*probs = append(*probs, err)

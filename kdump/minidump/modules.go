@@ -266,7 +266,11 @@ func (f *File) parseModules() ([]Module, error) {
 			m.Problems = append(m.Problems, err)
 		}
 		if m.CvRecord.DataSize > 0 {
-			cb, err := f.ReadLocation(m.CvRecord, "CodeView record", maxCVRecord)
+			err := f.charge(int64(m.CvRecord.DataSize), int64(m.CvRecord.Rva), "CodeView record")
+			var cb []byte
+			if err == nil {
+				cb, err = f.ReadLocation(m.CvRecord, "CodeView record", maxCVRecord)
+			}
 			if err == nil {
 				m.CodeView, err = parseCodeView(cb, int64(m.CvRecord.Rva))
 			}
@@ -275,7 +279,11 @@ func (f *File) parseModules() ([]Module, error) {
 			}
 		}
 		if m.MiscRecord.DataSize > 0 {
-			mb, err := f.ReadLocation(m.MiscRecord, "misc record", maxCVRecord)
+			err := f.charge(int64(m.MiscRecord.DataSize), int64(m.MiscRecord.Rva), "misc record")
+			var mb []byte
+			if err == nil {
+				mb, err = f.ReadLocation(m.MiscRecord, "misc record", maxCVRecord)
+			}
 			if err == nil {
 				m.Misc = parseMisc(mb)
 			} else {
