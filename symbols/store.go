@@ -31,16 +31,27 @@ var (
 )
 
 // NotFoundError reports a key that no location had, listing what was tried.
+// Errs holds failures other than plain misses (a server timing out, a
+// corrupt compressed file): the file may exist where those happened.
 type NotFoundError struct {
 	Key   Key
 	Tried []string // locations tried, in order (paths and URLs)
+	Errs  []error  // failures other than misses, in order
 }
 
+// Unwrap returns Errs, so errors.Is(err, context.DeadlineExceeded) and
+// similar tests see the failures behind a miss.
+func (e *NotFoundError) Unwrap() []error { return e.Errs }
+
 func (e *NotFoundError) Error() string {
-	if len(e.Tried) == 0 {
-		return fmt.Sprintf("symbols: %s not found", e.Key)
+	msg := fmt.Sprintf("symbols: %s not found", e.Key)
+	if len(e.Tried) > 0 {
+		msg += " (tried " + strings.Join(e.Tried, ", ") + ")"
 	}
-	return fmt.Sprintf("symbols: %s not found (tried %s)", e.Key, strings.Join(e.Tried, ", "))
+	for _, err := range e.Errs {
+		msg += "; " + err.Error()
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrNotFound) true.

@@ -91,11 +91,15 @@ type Limits struct {
 	MaxFolders  int   // folders in the cabinet
 	MaxFiles    int   // files in the cabinet
 	MaxFileSize int64 // uncompressed size of one file
+	// MaxFolderSize bounds the uncompressed bytes decoded to reach and read
+	// one file (its offset in the folder plus its size): a folder of tiny
+	// MSZIP blocks could otherwise inflate to 4 GiB before the file starts.
+	MaxFolderSize int64
 }
 
 // DefaultLimits are generous for symbol files: the largest PDBs on public
 // servers are a few hundred MiB.
-var DefaultLimits = Limits{MaxFolders: 1024, MaxFiles: 65535, MaxFileSize: 2 << 30}
+var DefaultLimits = Limits{MaxFolders: 1024, MaxFiles: 65535, MaxFileSize: 2 << 30, MaxFolderSize: 4 << 30}
 
 // Header flags.
 const (
@@ -198,6 +202,9 @@ func NewReaderLimits(r io.ReaderAt, size int64, lim Limits) (*Reader, error) {
 	}
 	if lim.MaxFileSize <= 0 {
 		lim.MaxFileSize = DefaultLimits.MaxFileSize
+	}
+	if lim.MaxFolderSize <= 0 {
+		lim.MaxFolderSize = DefaultLimits.MaxFolderSize
 	}
 	c := &Reader{r: r, size: size, limits: lim}
 	if size < headerSize {
@@ -398,6 +405,9 @@ func (f *File) Open() (io.ReadCloser, error) {
 	c := f.cab
 	if int64(f.Size) > c.limits.MaxFileSize {
 		return nil, &FormatError{Off: 0, Msg: fmt.Sprintf("file %q of %d bytes", f.Name, f.Size), Err: ErrLimit}
+	}
+	if end := int64(f.FolderStart) + int64(f.Size); end > c.limits.MaxFolderSize {
+		return nil, &FormatError{Off: 0, Msg: fmt.Sprintf("file %q ends %d bytes into its folder", f.Name, end), Err: ErrLimit}
 	}
 	fo := c.Folders[f.Folder]
 	switch fo.Compression {

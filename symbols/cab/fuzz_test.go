@@ -18,10 +18,10 @@ func FuzzReader(f *testing.F) {
 		dir = filepath.Join("..", "..", "..", "shared", "corpus")
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "symbols", "basic32.pd_")); err == nil {
-		f.Add(b[:min(len(b), 64<<10)]) // a truncated real cabinet
+		f.Add(b[:min(len(b), 4<<10)]) // the start of a real cabinet
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lim := Limits{MaxFolders: 16, MaxFiles: 64, MaxFileSize: 1 << 20}
+		lim := Limits{MaxFolders: 16, MaxFiles: 64, MaxFileSize: 1 << 20, MaxFolderSize: 2 << 20}
 		r, err := NewReaderLimits(bytes.NewReader(data), int64(len(data)), lim)
 		if err != nil {
 			return
