@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/kdtriage/kdtriage/symbols/cab"
+	"github.com/kdtriage/kdtriage/symbols/pe"
 )
 
 // corpusDir returns ../shared/corpus relative to the module root, or
@@ -37,12 +42,46 @@ func corpusDir(t testing.TB) string {
 	return c
 }
 
+// corpusPDBs returns every PDB of the corpus: the *.pdb files and the
+// compressed *.pd_ ones, unpacked (symbols/cab) into a temporary directory.
 func corpusPDBs(t testing.TB) []string {
-	names, err := filepath.Glob(filepath.Join(corpusDir(t), "symbols", "*.pdb"))
+	dir := filepath.Join(corpusDir(t), "symbols")
+	names, err := filepath.Glob(filepath.Join(dir, "*.pdb"))
 	if err != nil || len(names) == 0 {
 		t.Skipf("no PDBs in the corpus: %v", err)
 	}
+	packed, _ := filepath.Glob(filepath.Join(dir, "*.pd_"))
+	for _, p := range packed {
+		names = append(names, unpackCAB(t, p))
+	}
 	return names
+}
+
+// unpackCAB extracts the single member of a compressed symbol file.
+func unpackCAB(t testing.TB, path string) string {
+	t.Helper()
+	rc, err := cab.OpenReader(path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer rc.Close()
+	if len(rc.Files) != 1 {
+		t.Fatalf("%s: %d members, want 1", path, len(rc.Files))
+	}
+	r, err := rc.Files[0].Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(path), "_")+"b")
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 var testGUID = GUID{0x78, 0x56, 0x34, 0x12, 0xBC, 0x9A, 0xF0, 0xDE, 1, 2, 3, 4, 5, 6, 7, 8}
@@ -239,5 +278,39 @@ func TestStringers(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
+	}
+}
+
+// TestCompressedPDBMatchesImage: basic32.pd_ unpacks to the PDB whose GUID
+// and age basic32.dll's RSDS record names.
+func TestCompressedPDBMatchesImage(t *testing.T) {
+	dir := filepath.Join(corpusDir(t), "symbols")
+	packed := filepath.Join(dir, "basic32.pd_")
+	if _, err := os.Stat(packed); err != nil {
+		t.Skip(err)
+	}
+	f, err := Open(unpackCAB(t, packed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := pe.Open(filepath.Join(dir, "basic32.dll"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	cv, err := img.CodeView()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if GUID(cv.GUID) != f.GUID() || cv.Age != f.Age() {
+		t.Errorf("PDB %v age %d, image RSDS %v age %d", f.GUID(), f.Age(), cv.GUID, cv.Age)
+	}
+	if f.Machine() != MachineI386 {
+		t.Errorf("machine %v", f.Machine())
+	}
+	pubs, err := f.Publics()
+	if err != nil || len(pubs) == 0 {
+		t.Errorf("publics: %d, %v", len(pubs), err)
 	}
 }
