@@ -7,13 +7,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/viper"
 
 	"github.com/kdtriage/kdtriage/kdump/kdumptest"
+	"github.com/kdtriage/kdtriage/triage"
 )
 
 // runAnalyze runs the analyze command in-process and returns stdout,
@@ -213,4 +216,60 @@ func TestAnalyzeCorpus(t *testing.T) {
 			t.Errorf("win10-triage_x64.dmp: %s %s", r.Culprit.Image, r.Bucket)
 		}
 	}
+}
+
+// BenchmarkAnalyzeFiles runs the command's pipeline (open, SHA-256,
+// analyse, in-order emit) over 1,000 dump files with -j GOMAXPROCS: the
+// corpus kernel dumps repeated, or synthetic dumps when the corpus is
+// absent. It reports dumps per second.
+func BenchmarkAnalyzeFiles(b *testing.B) {
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "kernel", "*.dmp"))
+	if len(files) == 0 {
+		tmp := b.TempDir()
+		for i := range 4 {
+			im, _, err := kdumptest.Build(kdumptest.Spec{Arch: kdumptest.AMD64, Processors: i + 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := im.WriteTemp(tmp, "bench-*.dmp")
+			if err != nil {
+				b.Fatal(err)
+			}
+			files = append(files, p)
+		}
+	}
+	paths := make([]string, 1000)
+	for i := range paths {
+		paths[i] = files[i%len(files)]
+	}
+	set, err := loadRules("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := triage.Options{Rules: set, LegacyBucket: true}
+	ctx := context.Background()
+	jobs := runtime.GOMAXPROCS(0)
+	b.ReportAllocs()
+	var total time.Duration
+	for b.Loop() {
+		start := time.Now()
+		n := 0
+		analyzeAll(ctx, paths, jobs, func(p string) (*triage.Report, error) {
+			return analyzeDumpFile(ctx, p, true, opts)
+		}, func(r analyzeResult) {
+			if r.err != nil {
+				b.Error(r.err)
+			}
+			n++
+		})
+		total += time.Since(start)
+		if n != len(paths) {
+			b.Fatalf("%d results for %d paths", n, len(paths))
+		}
+	}
+	b.ReportMetric(float64(len(paths)*b.N)/total.Seconds(), "dumps/s")
 }
