@@ -111,4 +111,3 @@ func BenchmarkFailureIDHash(b *testing.B) {
 		_ = FailureIDHash(SourceKernel, "0x124_16_GenuineIntel__UNKNOWN_IMAGE_GenuineIntel.sys")
 	}
 }
-
