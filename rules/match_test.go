@@ -140,7 +140,7 @@ rules:
 			files: [][2]string{{"a.yaml", `
 rules:
   - id: first
-    when: {module: mydrv}
+    when: {frame: "mydrv!*"}
     then: {owner: A}
   - id: second
     when: {module: mydrv}

@@ -373,8 +373,8 @@ func (p *parser) when(r *rule, n *yaml.Node) {
 					continue
 				}
 				m := normalizeMachine(s)
-				if m != "x64" && m != "x86" && m != "arm64" {
-					p.errorf(e, "unknown machine %q: use x64, x86 or arm64", s)
+				if m != "x64" && m != "x86" && m != "arm64" && m != "arm" {
+					p.errorf(e, "unknown machine %q: use x64, x86, arm64 or arm", s)
 					continue
 				}
 				r.machines = append(r.machines, m)

@@ -221,7 +221,7 @@ func (r *rule) needsModule() bool {
 	return r.image != nil || r.timestamp != nil || r.version != nil
 }
 
-// normalizeMachine maps machine aliases to x64, x86 and arm64.
+// normalizeMachine maps machine aliases to x64, x86, arm64 and arm.
 func normalizeMachine(m string) string {
 	switch strings.ToLower(strings.TrimSpace(m)) {
 	case "x64", "amd64", "x86_64", "x86-64":
@@ -230,6 +230,8 @@ func normalizeMachine(m string) string {
 		return "x86"
 	case "arm64", "aarch64":
 		return "arm64"
+	case "arm", "armnt", "arm32", "thumb":
+		return "arm"
 	}
 	return strings.ToLower(m)
 }

@@ -47,7 +47,7 @@ func (s *Set) Hash() string { return s.hash }
 // messages and rule sources. The error, if any, is an ErrorList.
 func Parse(name string, data []byte) (*Set, error) {
 	rs, errs := parseFile(name, data)
-	if errs = append(errs, checkIDs(rs)...); len(errs) > 0 {
+	if errs = append(errs, checkLayer(rs)...); len(errs) > 0 {
 		return nil, errs
 	}
 	return compile(rs, []string{name}), nil
@@ -93,7 +93,7 @@ func loadFS(fsys fs.FS, prefix string) (*Set, error) {
 		all = append(all, rs...)
 		files = append(files, display)
 	}
-	errs = append(errs, checkIDs(all)...)
+	errs = append(errs, checkLayer(all)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -156,7 +156,7 @@ func LoadFiles(paths ...string) (*Set, error) {
 		errs = append(errs, fe...)
 		all = append(all, rs...)
 	}
-	errs = append(errs, checkIDs(all)...)
+	errs = append(errs, checkLayer(all)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -176,10 +176,14 @@ func Default() (*Set, error) {
 	return loadFS(sub, "default")
 }
 
-// checkIDs reports duplicate rule ids within one layer.
-func checkIDs(rs []*rule) ErrorList {
+// checkLayer reports duplicate rule ids within one layer, and owner rules
+// that can never take effect because an earlier rule of the same layer has
+// the same pattern and conditions (nt, nt!* and nt!default are one
+// pattern).
+func checkLayer(rs []*rule) ErrorList {
 	var errs ErrorList
 	seen := make(map[string]*rule, len(rs))
+	same := make(map[string]*rule, len(rs))
 	for _, r := range rs {
 		if r.id == "" {
 			continue
@@ -190,8 +194,67 @@ func checkIDs(rs []*rule) ErrorList {
 			continue
 		}
 		seen[r.id] = r
+		if r.strength == StrengthNone || !r.isFrameRule() {
+			continue
+		}
+		k := conditionKey(r)
+		if prev, ok := same[k]; ok {
+			errs = append(errs, &Error{File: r.src.File, Line: r.src.Line, Column: r.src.Column,
+				Msg: fmt.Sprintf("rule %q can never take effect: rule %q at %s has the same pattern and conditions and comes first", r.id, prev.id, prev.src)})
+			continue
+		}
+		same[k] = r
 	}
 	return errs
+}
+
+// patternKey is a normalised form of a name pattern.
+func patternKey(p *namePattern) string {
+	switch {
+	case p == nil:
+		return "-"
+	case p.class == matchAny:
+		return "*"
+	case p.class == matchGlob:
+		return "g:" + strings.ToLower(p.src)
+	}
+	return fmt.Sprintf("%d:%s", p.class, p.lit)
+}
+
+// conditionKey is a normalised form of everything that decides whether and
+// how strongly a rule matches.
+func conditionKey(r *rule) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pri=%d|", r.priority)
+	if r.frame != nil {
+		fmt.Fprintf(&b, "frame=%s!%s|", patternKey(&r.frame.module), patternKey(&r.frame.function))
+	}
+	fmt.Fprintf(&b, "m=%s|f=%s|i=%s|", patternKey(r.module), patternKey(r.function), patternKey(r.image))
+	if r.timestamp != nil {
+		fmt.Fprintf(&b, "ts=%d-%d|", r.timestamp.min, r.timestamp.max)
+	}
+	if r.version != nil {
+		fmt.Fprintf(&b, "v=%s-%s|", r.version.min, r.version.max)
+	}
+	if r.osBuild != nil {
+		fmt.Fprintf(&b, "os=%d-%d|", r.osBuild.min, r.osBuild.max)
+	}
+	codes := append([]uint32(nil), r.codes...)
+	sort.Slice(codes, func(i, j int) bool { return codes[i] < codes[j] })
+	exc := append([]uint32(nil), r.exceptions...)
+	sort.Slice(exc, func(i, j int) bool { return exc[i] < exc[j] })
+	machines := append([]string(nil), r.machines...)
+	sort.Strings(machines)
+	fmt.Fprintf(&b, "c=%v|e=%v|mach=%v|k=%d|", codes, exc, machines, r.kind)
+	for i, ps := range r.params {
+		vs := make([]string, len(ps))
+		for j, pc := range ps {
+			vs[j] = fmt.Sprintf("%x/%x", pc.value, pc.mask)
+		}
+		sort.Strings(vs)
+		fmt.Fprintf(&b, "p%d=%v|", i+1, vs)
+	}
+	return b.String()
 }
 
 // Merge combines sets into one. Later arguments are higher layers: on an

@@ -112,6 +112,10 @@ func ImportTriageINI(name string, r io.Reader) ([]byte, ErrorList) {
 	var notes []string
 	for _, e := range entries {
 		key := strings.ToLower(e.Pattern)
+		if fp, err := parseFramePattern(e.Pattern); err == nil {
+			// nt, nt!* and nt!default are one pattern.
+			key = patternKey(&fp.module) + "!" + patternKey(&fp.function)
+		}
 		if first, dup := seen[key]; dup {
 			notes = append(notes, fmt.Sprintf("line %d: %s=%s repeats the pattern of line %d; the first owner is kept", e.Line, e.Pattern, e.Owner, first))
 			continue

@@ -17,8 +17,8 @@ func TestImportTriageINIRoundTrip(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("ParseTriageINI: %v", errs)
 	}
-	if len(entries) != 13 {
-		t.Fatalf("%d entries, want 13", len(entries))
+	if len(entries) != 14 {
+		t.Fatalf("%d entries, want 14", len(entries))
 	}
 	if e := entries[9]; e.Pattern != "netdrv" || e.Owner != "NetworkTeam" || e.Line != 21 {
 		t.Errorf("entry 9: %+v", e)
@@ -33,6 +33,7 @@ func TestImportTriageINIRoundTrip(t *testing.T) {
 		"# The documentation's worked example.",
 		"nt!KeBugCheck*: ignore # sample-triage.ini:9",
 		"line 25: nt!KiPageFault=Duplicate_Owner repeats the pattern of line 10",
+		"line 26: module1!*=Person1_Again repeats the pattern of line 14",
 		`module: odd\*mod`,
 	} {
 		if !strings.Contains(text, want) {

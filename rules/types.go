@@ -152,7 +152,7 @@ func (f Frame) String() string {
 type Input struct {
 	Code          uint32    // bug-check code as recorded (0x1000007E is accepted and means 0x7E)
 	Params        [4]uint64 // bug-check parameters P1..P4
-	Machine       string    // "x64", "x86" or "arm64" (amd64, i386 and aarch64 are accepted)
+	Machine       string    // "x64", "x86", "arm64" or "arm" (amd64, i386, aarch64 and armnt are accepted)
 	OSBuild       uint32    // OS build number (19041); 0 when unknown
 	Kind          Kind      // kernel or user dump
 	ExceptionCode uint32    // exception code when there is one (0xC0000005); 0 otherwise

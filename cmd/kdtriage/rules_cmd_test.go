@@ -191,3 +191,41 @@ func TestRulesTestCommand(t *testing.T) {
 		t.Errorf("rules test without analysis: code %d %s", code, errOut)
 	}
 }
+
+// TestRulesDirFromConfig runs through the real root command, whose setup
+// binds every flag under its own name: rules.dir must still come from the
+// config file and KDTRIAGE_RULES_DIR, and --rules must beat both.
+func TestRulesDirFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgRules := filepath.Join(dir, "cfg-rules")
+	envRules := filepath.Join(dir, "env-rules")
+	flagRules := filepath.Join(dir, "flag-rules")
+	writeFile(t, filepath.Join(cfgRules, "a.yaml"), "owners:\n  mydrv: Cfg_Team\n")
+	writeFile(t, filepath.Join(envRules, "a.yaml"), "owners:\n  mydrv: Env_Team\n")
+	writeFile(t, filepath.Join(flagRules, "a.yaml"), "owners:\n  mydrv: Flag_Team\n")
+	cfg := writeFile(t, filepath.Join(dir, "kdtriage.yaml"), "rules:\n  dir: "+cfgRules+"\n")
+
+	explain := func(extra ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		a := newApp(bytes.NewReader(nil), &out, &errb)
+		root := a.rootCommand()
+		root.AddCommand(a.rulesCommand(nil))
+		root.SetArgs(append([]string{"--config", cfg, "rules", "explain", "mydrv!X"}, extra...))
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("explain: %v %s", err, errb.String())
+		}
+		return out.String()
+	}
+	t.Setenv("KDTRIAGE_RULES_DIR", "")
+	if out := explain(); !strings.Contains(out, "definite owner Cfg_Team") {
+		t.Errorf("config file rules.dir not used:\n%s", out)
+	}
+	t.Setenv("KDTRIAGE_RULES_DIR", envRules)
+	if out := explain(); !strings.Contains(out, "definite owner Env_Team") {
+		t.Errorf("KDTRIAGE_RULES_DIR not used:\n%s", out)
+	}
+	if out := explain("--rules", flagRules); !strings.Contains(out, "definite owner Flag_Team") {
+		t.Errorf("--rules not used:\n%s", out)
+	}
+}
