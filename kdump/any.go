@@ -1,0 +1,412 @@
+package kdump
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/kdtriage/kdtriage/kdump/minidump"
+)
+
+// ErrLegacyUserDump means the file is a legacy full user-mode dump
+// (USERDUMP or USERDU64), which kdtriage recognises but does not analyse.
+var ErrLegacyUserDump = errors.New("legacy USERDUMP/USERDU64 user-mode dump")
+
+// OpenAny opens a kernel dump (as *File) or a user-mode MDMP minidump (as
+// *UserDump). Legacy USERDUMP/USERDU64 files give a *LegacyUserDumpError.
+// Close the Dump when done.
+func OpenAny(path string) (Dump, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	format, err := Sniff(fh, st.Size())
+	if err != nil {
+		fh.Close()
+		return nil, &FormatError{Offset: 0, What: "signature", Msg: "cannot read", Err: err}
+	}
+	if format == FormatMDMP {
+		// minidump.Open reads small files into memory at once.
+		fh.Close()
+		mf, err := minidump.Open(path)
+		if err != nil {
+			return nil, wrapMinidumpErr(err)
+		}
+		return NewUserDump(mf), nil
+	}
+	d, err := newAny(fh, st.Size(), format)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	if kf, ok := d.(*File); ok {
+		kf.closer = fh
+	}
+	return d, nil
+}
+
+// NewAny reads a kernel dump or a user-mode MDMP minidump from r, which
+// holds size bytes. Legacy USERDUMP/USERDU64 files give a
+// *LegacyUserDumpError; other files the errors of NewFile.
+func NewAny(r io.ReaderAt, size int64) (Dump, error) {
+	format, err := Sniff(r, size)
+	if err != nil {
+		return nil, &FormatError{Offset: 0, What: "signature", Msg: "cannot read", Err: err}
+	}
+	return newAny(r, size, format)
+}
+
+func newAny(r io.ReaderAt, size int64, format Format) (Dump, error) {
+	switch format {
+	case FormatMDMP:
+		mf, err := minidump.NewFile(r, size)
+		if err != nil {
+			return nil, wrapMinidumpErr(err)
+		}
+		return NewUserDump(mf), nil
+	case FormatUserDump64, FormatUserDump32:
+		return nil, readLegacyUserDump(r, size, format)
+	}
+	return NewFile(r, size)
+}
+
+// wrapMinidumpErr turns a *minidump.FormatError into a *FormatError that
+// unwraps to it (so errors.As works for both types and errors.Is finds the
+// minidump sentinels).
+func wrapMinidumpErr(err error) error {
+	var me *minidump.FormatError
+	if errors.As(err, &me) {
+		return &FormatError{Offset: me.Offset, What: "minidump " + me.What, Msg: me.Msg, Err: err}
+	}
+	return err
+}
+
+// UserDump is a user-mode MDMP minidump opened by OpenAny or NewAny: it
+// implements Dump over a *minidump.File, which Minidump returns for
+// everything else the format holds.
+type UserDump struct {
+	f       *minidump.File
+	machine Machine
+	arch    minidump.ProcessorArch
+}
+
+// NewUserDump wraps an open minidump.
+func NewUserDump(f *minidump.File) *UserDump {
+	u := &UserDump{f: f, arch: minidump.ArchUnknown}
+	if si, err := f.SystemInfo(); err == nil {
+		u.arch = si.ProcessorArchitecture
+		u.machine = MachineFromArch(si.ProcessorArchitecture)
+	}
+	return u
+}
+
+// MachineFromArch maps a minidump processor architecture to a Machine
+// (MachineUnknown for architectures without a Windows CONTEXT layout).
+func MachineFromArch(a minidump.ProcessorArch) Machine {
+	switch a {
+	case minidump.ArchX86, minidump.ArchIA32OnWin64:
+		return MachineI386
+	case minidump.ArchAMD64:
+		return MachineAMD64
+	case minidump.ArchARM64, minidump.ArchARM64Old:
+		return MachineARM64
+	case minidump.ArchARM, minidump.ArchARM32OnWin64:
+		return MachineARMNT
+	}
+	return MachineUnknown
+}
+
+// Minidump returns the underlying minidump.
+func (u *UserDump) Minidump() *minidump.File { return u.f }
+
+// Format returns FormatMDMP.
+func (u *UserDump) Format() Format { return FormatMDMP }
+
+// Machine returns the process's architecture from SystemInfoStream.
+func (u *UserDump) Machine() Machine { return u.machine }
+
+// Modules returns the module list in the order stored (the executable
+// first). Name is the base name, Path the full path.
+func (u *UserDump) Modules() ([]Module, error) {
+	ms, err := u.f.Modules()
+	if err != nil {
+		return nil, wrapMinidumpErr(err)
+	}
+	out := make([]Module, len(ms))
+	for i := range ms {
+		m := &ms[i]
+		out[i] = Module{Name: m.BaseName(), Path: m.Name, Base: m.Base, Size: m.Size, TimeDateStamp: m.TimeDateStamp, CheckSum: m.CheckSum}
+	}
+	return out, nil
+}
+
+// UnloadedModules returns the UnloadedModuleListStream as kdump values
+// (nil when the dump has none).
+func (u *UserDump) UnloadedModules() ([]UnloadedModule, error) {
+	if !u.f.HasStream(minidump.UnloadedModuleListStream) {
+		return nil, nil
+	}
+	um, err := u.f.UnloadedModules()
+	if err != nil {
+		return nil, wrapMinidumpErr(err)
+	}
+	out := make([]UnloadedModule, len(um))
+	for i, m := range um {
+		out[i] = UnloadedModule{Name: m.Name, Start: m.Base, End: m.Base + uint64(m.Size)}
+	}
+	return out, nil
+}
+
+// Context returns the crashing thread's context: the exception stream's
+// context, else the context of the first thread in the thread list.
+func (u *UserDump) Context() (*Context, error) {
+	if e, err := u.f.Exception(); err == nil && e.Context.DataSize > 0 {
+		c, cerr := u.decodeContext(e.Context)
+		if cerr == nil {
+			return c, nil
+		}
+	}
+	ths, err := u.f.Threads()
+	if err != nil {
+		return nil, wrapMinidumpErr(err)
+	}
+	if len(ths) == 0 {
+		return nil, formatErr(-1, "thread list", "the dump has no threads").wrap(ErrNotPresent)
+	}
+	return u.decodeContext(ths[0].Context)
+}
+
+// ThreadContext returns the decoded context of the thread with the given id.
+func (u *UserDump) ThreadContext(id uint32) (*Context, error) {
+	th, err := u.f.Thread(id)
+	if err != nil {
+		return nil, wrapMinidumpErr(err)
+	}
+	return u.decodeContext(th.Context)
+}
+
+func (u *UserDump) decodeContext(l minidump.Location) (*Context, error) {
+	b, err := u.f.ContextBytes(l)
+	if err != nil {
+		return nil, wrapMinidumpErr(err)
+	}
+	if u.arch == minidump.ArchARM64Old {
+		return parseBreakpadARM64Old(b, int64(l.Rva))
+	}
+	if u.machine == MachineUnknown {
+		return nil, formatErr(int64(l.Rva), "context record", "no CONTEXT layout for processor architecture %v", u.arch).wrap(ErrUnsupported)
+	}
+	c, err := ParseContext(u.machine, b)
+	if err != nil {
+		return nil, &FormatError{Offset: int64(l.Rva), What: "context record", Msg: "cannot decode", Err: err}
+	}
+	return c, nil
+}
+
+// parseBreakpadARM64Old decodes Breakpad's pre-Windows ARM64 context
+// (architecture 0x8003): u64 context_flags, u64 iregs[32] (X0..X30, SP),
+// u64 pc, u32 cpsr.
+func parseBreakpadARM64Old(b []byte, off int64) (*Context, error) {
+	if len(b) < 0x114 {
+		return nil, formatErr(off, "context record", "old ARM64 context of %#x bytes, need 0x114", len(b))
+	}
+	c := &Context{Machine: MachineARM64, Flags: uint32(binary.LittleEndian.Uint64(b))}
+	for i := range 32 {
+		c.GPR[i] = binary.LittleEndian.Uint64(b[8+8*i:])
+	}
+	c.PC = binary.LittleEndian.Uint64(b[0x108:])
+	c.Status = binary.LittleEndian.Uint32(b[0x110:])
+	return c, nil
+}
+
+// Memory returns the memory the minidump stores (MemoryListStream and
+// Memory64ListStream). Reads outside it fail with a *MemoryError wrapping
+// ErrNotPresent.
+func (u *UserDump) Memory() Memory {
+	m, _ := u.f.Memory() // a broken list still yields the ranges that could be read
+	return userMemory{m}
+}
+
+// ProcessName returns the main module's base name, e.g. "App.exe".
+func (u *UserDump) ProcessName() (string, error) {
+	if n := u.f.ProcessName(); n != "" {
+		return n, nil
+	}
+	return "", formatErr(-1, "module list", "no main module").wrap(ErrNotPresent)
+}
+
+// Close closes the underlying file if it was opened by OpenAny.
+func (u *UserDump) Close() error { return u.f.Close() }
+
+var _ Dump = (*UserDump)(nil)
+
+// userMemory adapts *minidump.Memory to Memory and Ranger, translating its
+// errors to *MemoryError values.
+type userMemory struct{ m *minidump.Memory }
+
+func (um userMemory) ReadVirtual(p []byte, addr uint64) (int, error) {
+	if um.m == nil {
+		return 0, &MemoryError{Addr: addr, Err: ErrNotPresent}
+	}
+	n, err := um.m.ReadVirtual(p, addr)
+	if err == nil {
+		return n, nil
+	}
+	var me *minidump.MemoryError
+	if errors.As(err, &me) {
+		if errors.Is(me.Err, minidump.ErrNotPresent) {
+			return n, &MemoryError{Addr: me.Addr, Err: ErrNotPresent}
+		}
+		return n, &MemoryError{Addr: me.Addr, Err: wrapMinidumpErr(me.Err)}
+	}
+	return n, &MemoryError{Addr: addr + uint64(n), Err: err}
+}
+
+// Ranges implements Ranger.
+func (um userMemory) Ranges() []Range {
+	if um.m == nil {
+		return nil
+	}
+	rs := um.m.Ranges()
+	out := make([]Range, len(rs))
+	for i, r := range rs {
+		out[i] = Range{Start: r.Start, End: r.End(), Source: "minidump memory"}
+	}
+	return out
+}
+
+// LegacyUserDumpError describes a legacy full user-mode dump (USERDUMP or
+// USERDU64, USERMODE_CRASHDUMP_HEADER32/64 as published in Microsoft
+// Research's Singularity Dump.h), which kdtriage does not analyse. The
+// fields hold what its header says; Err wraps ErrLegacyUserDump and
+// ErrUnsupported.
+type LegacyUserDumpError struct {
+	Format            Format // FormatUserDump64 or FormatUserDump32
+	MajorVersion      uint32
+	MinorVersion      uint32
+	Machine           Machine
+	ThreadCount       uint32
+	ModuleCount       uint32
+	MemoryRegionCount uint32
+	// ExceptionCode and ExceptionAddress come from the dump's debug event
+	// when it is an exception event (HasException).
+	HasException     bool
+	ProcessID        uint32
+	ThreadID         uint32
+	ExceptionCode    uint32
+	ExceptionAddress uint64
+	// Modules lists the image paths of the module list (first the
+	// executable), when readable.
+	Modules []string
+	// Problem says which part of the header could not be read, if any.
+	Problem string
+}
+
+func (e *LegacyUserDumpError) Error() string {
+	sig, bits := "USERDU64", "64"
+	if e.Format == FormatUserDump32 {
+		sig, bits = "USERDUMP", "32"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: a legacy %s-bit full user-mode dump (the pre-minidump format of userdump.exe and the debuggers' .dump /f)", sig, bits)
+	if e.Problem == "" || e.Machine != 0 {
+		fmt.Fprintf(&b, "; process %v, header version %d/%#x, %d threads, %d modules", e.Machine, e.MajorVersion, e.MinorVersion, e.ThreadCount, e.ModuleCount)
+		if len(e.Modules) > 0 {
+			fmt.Fprintf(&b, ", executable %s", baseName(e.Modules[0]))
+		}
+		if e.HasException {
+			fmt.Fprintf(&b, ", exception %#08x at %#x in thread %#x", e.ExceptionCode, e.ExceptionAddress, e.ThreadID)
+		}
+	}
+	if e.Problem != "" {
+		fmt.Fprintf(&b, " (%s)", e.Problem)
+	}
+	b.WriteString(": kdtriage reads MDMP minidumps only; open it in WinDbg and write one with .dump /ma")
+	return b.String()
+}
+
+// Unwrap returns ErrLegacyUserDump and ErrUnsupported.
+func (e *LegacyUserDumpError) Unwrap() []error { return []error{ErrLegacyUserDump, ErrUnsupported} }
+
+// Limits for the legacy module list.
+const (
+	maxLegacyModules    = 4096
+	maxLegacyModuleName = 1024
+)
+
+// readLegacyUserDump reads the header of a USERDUMP/USERDU64 file and
+// returns the *LegacyUserDumpError that names it.
+func readLegacyUserDump(r io.ReaderAt, size int64, format Format) error {
+	e := &LegacyUserDumpError{Format: format}
+	le := binary.LittleEndian
+	is64 := format == FormatUserDump64
+	hsize := 0x40
+	if is64 {
+		hsize = 0x60
+	}
+	h := make([]byte, hsize)
+	if err := readAt(r, size, h, 0, "legacy user dump header"); err != nil {
+		e.Problem = "header truncated"
+		return e
+	}
+	e.MajorVersion, e.MinorVersion = le.Uint32(h[8:]), le.Uint32(h[12:])
+	e.Machine = Machine(le.Uint32(h[16:]))
+	e.ThreadCount, e.ModuleCount, e.MemoryRegionCount = le.Uint32(h[20:]), le.Uint32(h[24:]), le.Uint32(h[28:])
+	off := func(i int) int64 { // i-th offset field after the counts
+		if is64 {
+			return int64(le.Uint64(h[0x20+8*i:]))
+		}
+		return int64(le.Uint32(h[0x20+4*i:]))
+	}
+	moduleOff, debugEventOff := off(1), off(4)
+
+	// DEBUG_EVENT: code, process id, thread id, then (64-bit: after 4
+	// bytes of padding) an EXCEPTION_RECORD for exception events.
+	var ev [0x30]byte
+	if err := readAt(r, size, ev[:], debugEventOff, "debug event"); err == nil && le.Uint32(ev[0:]) == 1 {
+		e.HasException = true
+		e.ProcessID, e.ThreadID = le.Uint32(ev[4:]), le.Uint32(ev[8:])
+		if is64 {
+			e.ExceptionCode = le.Uint32(ev[0x10:])
+			e.ExceptionAddress = le.Uint64(ev[0x20:])
+		} else {
+			e.ExceptionCode = le.Uint32(ev[0x0C:])
+			e.ExceptionAddress = uint64(le.Uint32(ev[0x18:]))
+		}
+	}
+
+	// Module list: packed {base (pointer), u32 size, u32 name length, name}.
+	ptr := 4
+	if is64 {
+		ptr = 8
+	}
+	pos := moduleOff
+	for i := uint32(0); i < e.ModuleCount && i < maxLegacyModules; i++ {
+		var mh [16]byte
+		if err := readAt(r, size, mh[:ptr+8], pos, "legacy module list"); err != nil {
+			e.Problem = fmt.Sprintf("module %d unreadable at %#x", i, pos)
+			break
+		}
+		n := int64(le.Uint32(mh[ptr+4:]))
+		if n == 0 || n > maxLegacyModuleName {
+			e.Problem = fmt.Sprintf("module %d has a name of %d bytes at %#x", i, n, pos)
+			break
+		}
+		name := make([]byte, n)
+		if err := readAt(r, size, name, pos+int64(ptr)+8, "legacy module name"); err != nil {
+			e.Problem = fmt.Sprintf("module %d name unreadable at %#x", i, pos)
+			break
+		}
+		e.Modules = append(e.Modules, cString(name))
+		pos += int64(ptr) + 8 + n
+	}
+	return e
+}

@@ -1,0 +1,229 @@
+package kdump
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/kdtriage/kdtriage/kdump/minidump"
+)
+
+func TestOpenAnyUserCorpus(t *testing.T) {
+	dir := corpusDir(t)
+	files, _ := filepath.Glob(filepath.Join(dir, "user", "*.dmp"))
+	if len(files) == 0 {
+		t.Skip("no user dumps in the corpus")
+	}
+	for _, p := range files {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			d, err := OpenAny(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			u, ok := d.(*UserDump)
+			if !ok || d.Format() != FormatMDMP {
+				t.Fatalf("OpenAny gave %T %v", d, d.Format())
+			}
+			si, err := u.Minidump().SystemInfo()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := MachineFromArch(si.ProcessorArchitecture); d.Machine() != want {
+				t.Errorf("Machine = %v, want %v", d.Machine(), want)
+			}
+			mods, err := d.Modules()
+			if err != nil || len(mods) == 0 {
+				t.Fatalf("Modules: %d, %v", len(mods), err)
+			}
+			raw, _ := u.Minidump().Modules()
+			if mods[0].Base != raw[0].Base || mods[0].Path != raw[0].Name || mods[0].Name != raw[0].BaseName() {
+				t.Errorf("module 0 = %+v, minidump has %+v", mods[0], raw[0])
+			}
+			if d.Machine() == MachineUnknown {
+				if _, err := d.Context(); !errors.Is(err, ErrUnsupported) {
+					t.Errorf("Context on %v: %v, want ErrUnsupported", si.ProcessorArchitecture, err)
+				}
+				return
+			}
+			c, err := d.Context()
+			if err != nil {
+				t.Fatalf("Context: %v", err)
+			}
+			if c.Machine != d.Machine() || c.IP() == 0 {
+				t.Errorf("context: machine %v ip %#x", c.Machine, c.IP())
+			}
+			// The crashing thread's stack is in memory at its SP (when the
+			// writer stored a stack covering SP).
+			mem := d.Memory()
+			if r, ok := mem.(Ranger); !ok || len(r.Ranges()) == 0 {
+				t.Errorf("memory has no ranges")
+			}
+			if _, err := ReadU64(mem, 0); !IsNotPresent(err) {
+				t.Errorf("read at 0: %v, want not present", err)
+			}
+		})
+	}
+}
+
+func TestUserDumpMinidump2(t *testing.T) {
+	// groundtruth/minidump2.stackwalk.out: the exception context has
+	// eip 0x0040429e, esp 0x0012fe84, ebp 0x0012fe88.
+	d, err := OpenAny(filepath.Join(corpusDir(t), "user", "breakpad-minidump2.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := d.Context()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Machine() != MachineI386 || c.IP() != 0x40429e || c.SP() != 0x12fe84 || c.FP() != 0x12fe88 {
+		t.Errorf("machine %v ip %#x sp %#x fp %#x", d.Machine(), c.IP(), c.SP(), c.FP())
+	}
+	// The return address above the frame pointer is on the stored stack.
+	if v, err := ReadU32(d.Memory(), c.FP()); err != nil || v == 0 {
+		t.Errorf("[ebp] = %#x, %v", v, err)
+	}
+	m := ModuleAt(mustMods(t, d), c.IP())
+	if m == nil || m.Name != "test_app.exe" {
+		t.Errorf("IP in %v", m)
+	}
+	u := d.(*UserDump)
+	if n, err := u.ProcessName(); err != nil || n != "test_app.exe" {
+		t.Errorf("ProcessName = %q, %v", n, err)
+	}
+	tc, err := u.ThreadContext(0x11c0)
+	if err != nil || tc.IP() == c.IP() {
+		t.Errorf("thread 0x11c0 context: %v %v", tc, err)
+	}
+}
+
+func mustMods(t *testing.T, d Dump) []Module {
+	t.Helper()
+	m, err := d.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestOpenAnyKernel(t *testing.T) {
+	d, err := OpenAny(filepath.Join(corpusDir(t), "kernel", "win10-triage_x64.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.(*File); !ok || d.Format() != FormatKernel64 {
+		t.Errorf("OpenAny gave %T %v", d, d.Format())
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenAnyLegacy(t *testing.T) {
+	_, err := OpenAny(filepath.Join(corpusDir(t), "legacy", "kdlibcpp-stacktest_x64_userdu64.dmp"))
+	var le *LegacyUserDumpError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLegacyUserDump) || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("error = %v (%T)", err, err)
+	}
+	if le.Format != FormatUserDump64 || le.Machine != MachineAMD64 || le.ThreadCount != 3 || le.ModuleCount != 7 ||
+		len(le.Modules) != 7 || le.Modules[0] != "targetapp.exe" || baseName(le.Modules[6]) != "ntdll.dll" ||
+		!le.HasException || le.ExceptionCode != 0x80000003 || le.ExceptionAddress != 0x7ff7e1451e65 || le.Problem != "" {
+		t.Errorf("legacy header = %+v", le)
+	}
+	t.Log(err)
+}
+
+// TestNewAnyLegacy32 builds a minimal 32-bit USERDUMP file.
+func TestNewAnyLegacy32(t *testing.T) {
+	b := make([]byte, 0x200)
+	copy(b, "USERDUMP")
+	le := binary.LittleEndian
+	le.PutUint32(b[8:], 5)
+	le.PutUint32(b[12:], 1)
+	le.PutUint32(b[16:], uint32(MachineI386))
+	le.PutUint32(b[20:], 1)      // threads
+	le.PutUint32(b[24:], 1)      // modules
+	le.PutUint32(b[0x24:], 0x80) // ModuleOffset
+	le.PutUint32(b[0x30:], 0x40) // DebugEventOffset
+	le.PutUint32(b[0x40:], 1)    // EXCEPTION_DEBUG_EVENT
+	le.PutUint32(b[0x44:], 0x10)
+	le.PutUint32(b[0x48:], 0x20)
+	le.PutUint32(b[0x4C:], 0xC0000005)
+	le.PutUint32(b[0x58:], 0x401000)
+	le.PutUint32(b[0x80:], 0x400000)
+	le.PutUint32(b[0x84:], 0x1000)
+	le.PutUint32(b[0x88:], 8)
+	copy(b[0x8C:], "app.exe\x00")
+	_, err := NewAny(bytes.NewReader(b), int64(len(b)))
+	var e *LegacyUserDumpError
+	if !errors.As(err, &e) || e.Format != FormatUserDump32 || e.Machine != MachineI386 || e.ExceptionCode != 0xC0000005 ||
+		e.ExceptionAddress != 0x401000 || e.ThreadID != 0x20 || len(e.Modules) != 1 || e.Modules[0] != "app.exe" {
+		t.Errorf("NewAny: %+v, %v", e, err)
+	}
+	// Truncated: still named, with the problem said.
+	_, err = NewAny(bytes.NewReader(b[:0x20]), 0x20)
+	if !errors.As(err, &e) || e.Problem == "" {
+		t.Errorf("truncated: %v", err)
+	}
+}
+
+func TestNewAnyErrors(t *testing.T) {
+	mdmpBad := []byte("MDMP\x93\xa7\x00\x00\xff\xff\xff\x00\x20\x00\x00\x00" + string(make([]byte, 16)))
+	tests := []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, ErrEmpty},
+		{"zeroed", make([]byte, 4096), ErrZeroed},
+		{"mdmp huge directory", mdmpBad, minidump.ErrTooLarge},
+		{"mdmp bad version", []byte("MDMP\x00\x00\x00\x00" + string(make([]byte, 24))), minidump.ErrVersion},
+		{"text", []byte("hello, world"), ErrNotADump},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewAny(bytes.NewReader(tc.b), int64(len(tc.b)))
+			var fe *FormatError
+			if !errors.Is(err, tc.want) || !errors.As(err, &fe) {
+				t.Errorf("error = %v, want a *FormatError wrapping %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestUserDumpNoMemory(t *testing.T) {
+	// A minidump with a system info stream and nothing else: Memory reads
+	// say not present; Context says no threads.
+	var b []byte
+	b = append(b, "MDMP"...)
+	b = binary.LittleEndian.AppendUint32(b, 0xA793)
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, 32)
+	b = append(b, make([]byte, 16)...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(minidump.SystemInfoStream))
+	b = binary.LittleEndian.AppendUint32(b, 56)
+	b = binary.LittleEndian.AppendUint32(b, 44)
+	si := make([]byte, 56)
+	binary.LittleEndian.PutUint16(si, uint16(minidump.ArchAMD64))
+	b = append(b, si...)
+	d, err := NewAny(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Machine() != MachineAMD64 {
+		t.Errorf("machine %v", d.Machine())
+	}
+	if _, err := ReadU32(d.Memory(), 0x1000); !IsNotPresent(err) {
+		t.Errorf("read: %v", err)
+	}
+	if _, err := d.Context(); err == nil {
+		t.Errorf("Context with no threads succeeded")
+	}
+	if _, err := d.Modules(); !errors.Is(err, minidump.ErrNoStream) {
+		t.Errorf("Modules: %v", err)
+	}
+}
