@@ -452,3 +452,21 @@ func TestHash(t *testing.T) {
 		t.Errorf("default hash unstable or merge ignored")
 	}
 }
+
+func TestDefaultSetUserMode(t *testing.T) {
+	s, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := s.Match(Input{Kind: KindUser, ExceptionCode: 0xE06D7363, Frames: stack(
+		"KERNELBASE!RaiseException", "vcruntime140!_CxxThrowException", "myapp!Parser::Fail",
+		"myapp!main", "kernel32!BaseThreadInitThunk", "ntdll!RtlUserThreadStart")})
+	if res.Blame != 2 || res.Actions.Owner != "MachineOwner" {
+		t.Errorf("C++ throw: blame %d owner %q", res.Blame, res.Actions.Owner)
+	}
+	res = s.Match(Input{Kind: KindUser, Frames: stack(
+		"ntdll!RtlReportFatalFailure", "ntdll!RtlpHeapHandleError", "ntdll!RtlpLogHeapFailure", "kernel32!BaseThreadInitThunk")})
+	if res.Blame != 1 || res.Frames[1].Strength != StrengthLast {
+		t.Errorf("heap failure: blame %d %+v", res.Blame, res.Frames)
+	}
+}

@@ -186,7 +186,8 @@ matches (in precedence order, the winner marked *), why each loser lost, the
 other frame rules and crash-level rules that fire, rules that would match with
 a different crash, and the precedence order itself. Crash conditions are
 evaluated against the --code, --p1..--p4, --machine, --build, --kind and
---exception flags.`,
+--exception flags; image, version and timestamp rules against --image,
+--version and --timestamp.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, err := a.rulesSet(cmd)
@@ -201,7 +202,18 @@ evaluated against the --code, --p1..--p4, --machine, --build, --kind and
 			if mod == "" {
 				return fmt.Errorf("explain: %q has no module; write module!function or module", args[0])
 			}
-			ex := set.Explain(in, rules.Frame{Module: mod, Function: fn})
+			fr := rules.Frame{Module: mod, Function: fn}
+			img, _ := cmd.Flags().GetString("image")
+			ver, _ := cmd.Flags().GetString("version")
+			ts, err := parseFlagNumber(cmd, "timestamp", 32)
+			if err != nil {
+				return err
+			}
+			if img != "" || ver != "" || ts != 0 {
+				fr.Image = img
+				in.Modules = []rules.Module{{Name: mod, Image: img, Version: ver, Timestamp: uint32(ts)}}
+			}
+			ex := set.Explain(in, fr)
 			fmt.Fprintf(a.stdout, "rule set: %d rules, hash %s\n", set.Len(), set.Hash())
 			_, err = fmt.Fprint(a.stdout, ex.String())
 			return err
@@ -216,30 +228,36 @@ evaluated against the --code, --p1..--p4, --machine, --build, --kind and
 	f.Uint32("build", 0, "OS build number")
 	f.String("kind", "kernel", "dump kind: kernel or user")
 	f.String("exception", "", "exception code")
+	f.String("image", "", "image file name of the frame's module (mydrv.sys), for image rules")
+	f.String("version", "", "file version of the frame's module (a.b.c.d), for version rules")
+	f.String("timestamp", "", "PE TimeDateStamp of the frame's module, for timestamp rules")
 	return cmd
+}
+
+// parseFlagNumber reads a decimal or 0x-hex number flag ("" is 0).
+func parseFlagNumber(cmd *cobra.Command, name string, bits int) (uint64, error) {
+	s, _ := cmd.Flags().GetString(name)
+	if s == "" {
+		return 0, nil
+	}
+	var v uint64
+	var err error
+	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		v, err = strconv.ParseUint(h, 16, bits)
+	} else {
+		v, err = strconv.ParseUint(s, 10, bits)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--%s %q: not a %d-bit number (decimal or 0x hex)", name, s, bits)
+	}
+	return v, nil
 }
 
 // explainInput builds the crash described by the explain flags.
 func explainInput(cmd *cobra.Command) (rules.Input, error) {
 	f := cmd.Flags()
 	in := rules.Input{}
-	num := func(name string, bits int) (uint64, error) {
-		s, _ := f.GetString(name)
-		if s == "" {
-			return 0, nil
-		}
-		var v uint64
-		var err error
-		if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
-			v, err = strconv.ParseUint(h, 16, bits)
-		} else {
-			v, err = strconv.ParseUint(s, 10, bits)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("--%s %q: not a %d-bit number (decimal or 0x hex)", name, s, bits)
-		}
-		return v, nil
-	}
+	num := func(name string, bits int) (uint64, error) { return parseFlagNumber(cmd, name, bits) }
 	code, err := num("code", 32)
 	if err != nil {
 		return in, err

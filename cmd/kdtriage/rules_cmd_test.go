@@ -116,6 +116,18 @@ func TestRulesExplain(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "definite owner Graphics_Team") || !strings.Contains(out, "needs code=0xA0000001") {
 		t.Errorf("explain without code: code %d\n%s", code, out)
 	}
+	// Module facts for version and image rules.
+	cfg := filepath.Join("..", "..", "configs", "rules")
+	code, out, _ = runRules(t, nil, "explain", "rt640x64!RtDpc", "--rules", cfg, "--code", "0x133",
+		"--image", "rt640x64.sys", "--version", "10.40.1.2")
+	if code != 0 || !strings.Contains(out, "KI-0002-dpc-watchdog-old-nic") || strings.Contains(out, "needs") {
+		t.Errorf("explain with module facts: code %d\n%s", code, out)
+	}
+	code, out, _ = runRules(t, nil, "explain", "rt640x64!RtDpc", "--rules", cfg, "--code", "0x133",
+		"--image", "rt640x64.sys", "--version", "10.50")
+	if code != 0 || strings.Contains(out, "KI-0002") {
+		t.Errorf("explain with a fixed version still lists the known issue: code %d\n%s", code, out)
+	}
 	if code, _, errOut := runRules(t, nil, "explain", "x!y", "--code", "0xZZ"); code != exitFailure || !strings.Contains(errOut, "--code") {
 		t.Errorf("bad --code: code %d %s", code, errOut)
 	}
