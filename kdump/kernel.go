@@ -80,7 +80,7 @@ func (f *File) kernelKDBG() (*KDBG, error) {
 
 func (f *File) readKDBG(keys *KDBGKeys) (*KDBG, error) {
 	va := f.hdr.KdDebuggerDataBlock
-	if va == 0 || va == 0x4547415045474150 || (f.ptrSize() == 4 && va == pageFill) {
+	if !f.validPtr(va) {
 		return nil, formatErr(-1, "KDBG", "the header does not give KdDebuggerDataBlock").wrap(ErrNotPresent)
 	}
 	var hb [0x18]byte
@@ -105,18 +105,28 @@ func (f *File) readKDBG(keys *KDBGKeys) (*KDBG, error) {
 	}
 	b := make([]byte, (size+7)&^7)
 	if _, err := f.mem.ReadVirtual(b, va); err != nil {
-		// A short block still gives the fields that were read.
-		var n int
-		n, _ = f.mem.ReadVirtual(b[:0x18], va)
-		if n < 0x18 {
-			return nil, &FormatError{Offset: -1, What: "KDBG", Msg: fmt.Sprintf("cannot read the block at %#x", va), Err: err}
-		}
 		return nil, &FormatError{Offset: -1, What: "KDBG", Msg: fmt.Sprintf("cannot read the %#x-byte block at %#x", size, va), Err: err}
 	}
 	if encoded {
 		DecodeKDBG(b, *keys)
 	}
-	return ParseKDBG(b[:size], va)
+	k, err := ParseKDBG(b[:size], va)
+	if err != nil {
+		return nil, err
+	}
+	if f.ptrSize() == 4 {
+		narrowKDBG(k)
+	}
+	return k, nil
+}
+
+// narrowKDBG truncates the pointer fields of a 32-bit kernel's KDBG block,
+// which stores them sign-extended, to 32 bits.
+func narrowKDBG(k *KDBG) {
+	for _, p := range []*uint64{&k.KernBase, &k.PsLoadedModuleList, &k.PsActiveProcessHead, &k.MmPfnDatabase,
+		&k.NtBuildLab, &k.KiProcessorBlock, &k.MmUnloadedDrivers, &k.MmLastUnloadedDriver, &k.CmNtCSDVersion, &k.PteBase} {
+		*p &= 0xFFFFFFFF
+	}
 }
 
 // kernelModules walks PsLoadedModuleList (dump-formats §6.3). The walk is
@@ -124,24 +134,35 @@ func (f *File) readKDBG(keys *KDBGKeys) (*KDBG, error) {
 // modules read so far are returned with the error.
 func (f *File) kernelModules() ([]Module, error) {
 	md := f.md()
+	head := f.hdr.PsLoadedModuleList
+	if !f.validPtr(head) {
+		// The header's copy is unset: fall back to the KDBG block's.
+		if k, err := f.kernelKDBG(); err == nil {
+			head = f.kptr(k.PsLoadedModuleList)
+		}
+	}
 	ks := &md.kern
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if !ks.modsDone {
-		ks.mods, ks.modsErr = f.walkModules()
+		ks.mods, ks.modsErr = f.walkModules(head)
 		ks.modsDone = true
 	}
 	return append([]Module(nil), ks.mods...), ks.modsErr
 }
 
-func (f *File) walkModules() ([]Module, error) {
+// validPtr reports whether a header pointer is set (not 0 or the PAGE fill).
+func (f *File) validPtr(v uint64) bool {
+	return v != 0 && v != 0x4547415045474150 && !(f.ptrSize() == 4 && v == pageFill)
+}
+
+func (f *File) walkModules(head uint64) ([]Module, error) {
 	ptr := f.ptrSize()
 	lay := ldr64
 	if ptr == 4 {
 		lay = ldr32
 	}
-	head := f.hdr.PsLoadedModuleList
-	if head == 0 || (ptr == 4 && head == pageFill) || head == 0x4547415045474150 {
+	if !f.validPtr(head) {
 		return nil, formatErr(-1, "module list", "the header does not give PsLoadedModuleList").wrap(ErrNotPresent)
 	}
 	m := f.mem

@@ -542,6 +542,18 @@ func TestSyntheticPartial(t *testing.T) {
 			t.Errorf("Modules: %v", err)
 		}
 	})
+	t.Run("module list head from KDBG", func(t *testing.T) {
+		for _, a := range memoryArches {
+			im, facts := build(t, kdumptest.Spec{Arch: a, Kind: kdumptest.BitmapKernel})
+			if facts.Arch == kdumptest.AMD64 || facts.Arch == kdumptest.ARM64 {
+				patch64(im, 0x20, 0)
+			} else {
+				patch32(im, 0x18, 0x45474150)
+			}
+			f := openImage(t, im)
+			checkCommon2(t, f, facts)
+		}
+	})
 	t.Run("huge processor count", func(t *testing.T) {
 		im, _ := build(t, kdumptest.Spec{Kind: kdumptest.Full})
 		patch32(im, 0x34, 1<<20)

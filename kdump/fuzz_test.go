@@ -1,0 +1,167 @@
+package kdump
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
+)
+
+// fuzzSeeds returns small synthetic dumps of every arch and layout.
+func fuzzSeeds(tb testing.TB) [][]byte {
+	var out [][]byte
+	add := func(s kdumptest.Spec) {
+		im, _, err := kdumptest.Build(s)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b, err := im.Bytes()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	for _, a := range []kdumptest.Arch{kdumptest.AMD64, kdumptest.ARM64, kdumptest.X86PAE, kdumptest.X86, kdumptest.ARM} {
+		add(kdumptest.Spec{Arch: a, Kind: kdumptest.Triage, Processors: 2})
+	}
+	for _, a := range memoryArches {
+		add(kdumptest.Spec{Arch: a, Kind: kdumptest.BitmapKernel, Processors: 2})
+		add(kdumptest.Spec{Arch: a, Kind: kdumptest.RDMPKernel, Processors: 2})
+	}
+	return out
+}
+
+// corpusSeeds reads a few real dumps and every malformed file from the
+// shared corpus, when it is present.
+func corpusSeeds() [][]byte {
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "corpus")
+	}
+	var out [][]byte
+	for _, name := range []string{"kernel/win10-triage_x64.dmp", "kernel/win10-arm64_mem.dmp", "kernel/win81-111217-27671-01.dmp"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			out = append(out, b)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "malformed"))
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join(dir, "malformed", e.Name())); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// exercise calls every reader of an opened dump. It must not panic; errors
+// must be typed.
+func exercise(t *testing.T, f *File) {
+	typed := func(what string, err error) {
+		if err == nil {
+			return
+		}
+		var fe *FormatError
+		var me *MemoryError
+		var pf *PageFaultError
+		if !errors.As(err, &fe) && !errors.As(err, &me) && !errors.As(err, &pf) && !errors.Is(err, ErrNotPresent) && !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s: untyped error %v", what, err)
+		}
+	}
+	mem := f.Memory()
+	mods, err := f.Modules()
+	typed("Modules", err)
+	if len(mods) > maxModules+maxDrivers {
+		t.Errorf("%d modules", len(mods))
+	}
+	_, err = f.UnloadedModules()
+	typed("UnloadedModules", err)
+	c, err := f.Context()
+	typed("Context", err)
+	var buf [256]byte
+	if c != nil {
+		_, err = mem.ReadVirtual(buf[:], c.SP())
+		typed("stack read", err)
+		_, err = mem.ReadVirtual(buf[:], c.IP()-8)
+		typed("code read", err)
+	}
+	k, err := f.KDBG()
+	typed("KDBG", err)
+	if k != nil {
+		_, err = mem.ReadVirtual(buf[:], k.KiProcessorBlock)
+		typed("KiProcessorBlock read", err)
+	}
+	_, _, err = f.CurrentThread()
+	typed("CurrentThread", err)
+	_, err = f.ProcessName()
+	typed("ProcessName", err)
+	_, err = f.CrashingProcessor()
+	typed("CrashingProcessor", err)
+	for _, m := range mods[:min(len(mods), 4)] {
+		_, err = mem.ReadVirtual(buf[:], m.Base)
+		typed("module read", err)
+	}
+	_, err = mem.ReadVirtual(buf[:], ^uint64(0)-16) // wraps around
+	typed("wrap read", err)
+	if f.Physical() != nil {
+		if _, err := f.Translate(f.Header().KdDebuggerDataBlock); err != nil {
+			typed("Translate", err)
+		}
+		for _, r := range f.PhysicalRanges()[:min(len(f.PhysicalRanges()), 4)] {
+			_, err = f.Physical().ReadPhysical(buf[:], r.PFN*PageSize+PageSize-100)
+			typed("ReadPhysical", err)
+		}
+		_, err = f.Physical().ReadPhysical(buf[:], ^uint64(0)-16)
+		typed("ReadPhysical wrap", err)
+	}
+}
+
+func FuzzNewFile(f *testing.F) {
+	for _, b := range fuzzSeeds(f) {
+		f.Add(b)
+	}
+	for _, b := range corpusSeeds() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		df, err := NewFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("NewFile: untyped error %v", err)
+			}
+			return
+		}
+		exercise(t, df)
+	})
+}
+
+func FuzzParseKDBG(f *testing.F) {
+	im, facts, err := kdumptest.Build(kdumptest.Spec{Kind: kdumptest.Triage})
+	if err != nil {
+		f.Fatal(err)
+	}
+	df, err := NewFile(im, im.Size())
+	if err != nil {
+		f.Fatal(err)
+	}
+	b := make([]byte, 0x380)
+	if _, err := df.Memory().ReadVirtual(b, facts.KDBG); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b, uint64(0x1234))
+	f.Add(b[:0x20], uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, never uint64) {
+		if k, err := ParseKDBG(b, 0); err == nil && k == nil {
+			t.Fatal("nil KDBG without error")
+		}
+		c := bytes.Clone(b)
+		if DecodeKDBG(c, KDBGKeys{KiWaitNever: never, KiWaitAlways: ^never, KdpDataBlockEncoded: never * 3}) {
+			if _, err := ParseKDBG(c, 0); err != nil {
+				t.Fatalf("decoded block with the tag does not parse: %v", err)
+			}
+		}
+	})
+}
