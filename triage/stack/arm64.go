@@ -1,0 +1,235 @@
+package stack
+
+import (
+	"github.com/kdtriage/kdtriage/kdump"
+	"github.com/kdtriage/kdtriage/symbols/pe"
+)
+
+// stripPAC removes pointer-authentication bits from an ARM64 code address
+// (48-bit virtual addresses: kernel addresses have bit 55 set).
+func stripPAC(v uint64) uint64 {
+	if v>>55&1 == 1 {
+		return v | 0xFFFF_0000_0000_0000
+	}
+	return v & 0x0000_FFFF_FFFF_FFFF
+}
+
+// callerARM64 unwinds one ARM64 frame: Breakpad CFI, the image's .xdata
+// unwind codes, the frame-record chain (X29 -> {saved X29, saved LR}), then
+// a stack scan.
+func (w *walker) callerARM64(f *Frame, first bool) (Frame, bool) {
+	m, _ := w.module(f.IP)
+	if m != nil && w.in.CFI != nil {
+		if c, valid, ok := w.cfiCaller(f, m, first); ok && w.plausibleCaller(f, &c, false) {
+			return w.newFrame(c, valid, FoundByCFI), true
+		}
+	}
+	if m != nil {
+		if img := w.image(m); img != nil {
+			if c, valid, ok := unwindARM64(img, m.Base, f, w.in.Memory); ok && w.plausibleCaller(f, &c, false) {
+				return w.newFrame(c, valid, FoundByUnwind), true
+			}
+		}
+	}
+	if f.Valid.Has(kdump.RegARM64FP) {
+		fp := f.Context.GPR[kdump.RegARM64FP]
+		if fp >= f.SP && fp-f.SP < 1<<20 && fp%16 == 0 {
+			next, ok1 := w.readPtr(fp)
+			lr, ok2 := w.readPtr(fp + 8)
+			lr = stripPAC(lr)
+			if ok1 && ok2 && w.looksLikeReturn(lr) {
+				c := *f.Context
+				c.PC = lr
+				c.GPR[kdump.RegARM64FP] = next
+				c.GPR[kdump.RegARM64SP] = fp + 16
+				return w.newFrame(c, RegSet(1)<<kdump.RegARM64SP|RegSet(1)<<kdump.RegARM64FP, FoundByFramePointer), true
+			}
+		}
+	}
+	return w.scan(f, first)
+}
+
+// unwindARM64 applies an .xdata record's prolog unwind codes in order (each
+// undoes one prolog instruction) and returns through LR. Packed entries
+// with a frame record (CR=3) unwind through the record. Epilogs are not
+// recognised: an IP inside one gives a wrong caller that plausibility
+// checks usually reject.
+func unwindARM64(img *pe.File, base uint64, f *Frame, mem kdump.Memory) (kdump.Context, RegSet, bool) {
+	c := *f.Context
+	valid := f.Valid
+	rva64 := f.IP - base
+	if rva64 > 0xFFFFFFFF {
+		return c, valid, false
+	}
+	rva := uint32(rva64)
+	lookup := rva
+	if f.IsCaller() && lookup >= 4 {
+		lookup -= 4
+	}
+	af, _, ok, err := img.LookupARM64Function(lookup)
+	if err != nil || !ok {
+		return c, valid, false
+	}
+	read := func(a uint64) (uint64, bool) {
+		v, err := kdump.ReadU64(mem, a)
+		return v, err == nil
+	}
+	sp := c.GPR[kdump.RegARM64SP]
+	if p, packed := af.Packed(); packed {
+		if p.CR != 3 || !valid.Has(kdump.RegARM64FP) {
+			return c, valid, false
+		}
+		// A chained frame: x29 points at {x29, lr}; the caller's SP is the
+		// frame's top, FrameSize above the SP the prolog started from.
+		fp := c.GPR[kdump.RegARM64FP]
+		savedFP, ok1 := read(fp)
+		lr, ok2 := read(fp + 8)
+		if !ok1 || !ok2 {
+			return c, valid, false
+		}
+		// Everything below the frame record is the local area; the record
+		// sits at the bottom of the saved-register area's top for CR=3.
+		intSize := uint64(p.RegI) * 8
+		fpSize := uint64(0)
+		if p.RegF > 0 {
+			fpSize = uint64(p.RegF+1) * 8
+		}
+		homed := uint64(0)
+		if p.H {
+			homed = 64
+		}
+		saved := (intSize + fpSize + homed + 15) &^ 15
+		local := uint64(p.FrameSize) - saved
+		c.PC = stripPAC(lr)
+		c.GPR[kdump.RegARM64FP] = savedFP
+		c.GPR[kdump.RegARM64SP] = fp + local
+		return c, RegSet(1)<<kdump.RegARM64SP | RegSet(1)<<kdump.RegARM64FP, true
+	}
+	x, err := img.ARM64XData(af)
+	if err != nil {
+		return c, valid, false
+	}
+	codes, err := pe.DecodeARM64Codes(x.Codes)
+	if err != nil {
+		return c, valid, false
+	}
+	// In the prolog, skip the codes of instructions not yet executed.
+	skip := 0
+	if !f.IsCaller() {
+		n := 0
+		for _, code := range codes {
+			if code.Op == pe.ARM64End || code.Op == pe.ARM64EndC {
+				break
+			}
+			n++
+		}
+		done := int((rva - af.Begin) / 4)
+		if done < n {
+			skip = n - done
+		}
+	}
+	lrSet := false
+	for i, code := range codes {
+		if i < skip {
+			continue
+		}
+		switch code.Op {
+		case pe.ARM64End, pe.ARM64EndC:
+			goto done
+		case pe.ARM64AllocS, pe.ARM64AllocM, pe.ARM64AllocL:
+			sp += uint64(code.Offset)
+		case pe.ARM64SaveR19R20X:
+			a, ok1 := read(sp)
+			b, ok2 := read(sp + 8)
+			if !ok1 || !ok2 {
+				return c, valid, false
+			}
+			c.GPR[19], c.GPR[20] = a, b
+			valid |= 1<<19 | 1<<20
+			sp += uint64(code.Offset)
+		case pe.ARM64SaveFPLR, pe.ARM64SaveFPLRX:
+			at := sp + uint64(code.Offset)
+			if code.Op == pe.ARM64SaveFPLRX {
+				at = sp
+			}
+			a, ok1 := read(at)
+			b, ok2 := read(at + 8)
+			if !ok1 || !ok2 {
+				return c, valid, false
+			}
+			c.GPR[kdump.RegARM64FP], c.GPR[kdump.RegARM64LR] = a, b
+			valid |= 1<<kdump.RegARM64FP | 1<<kdump.RegARM64LR
+			lrSet = true
+			if code.Op == pe.ARM64SaveFPLRX {
+				sp += uint64(code.Offset)
+			}
+		case pe.ARM64SaveRegP, pe.ARM64SaveRegPX, pe.ARM64SaveLRPair:
+			at := sp + uint64(code.Offset)
+			if code.Op == pe.ARM64SaveRegPX {
+				at = sp
+			}
+			a, ok1 := read(at)
+			b, ok2 := read(at + 8)
+			if !ok1 || !ok2 {
+				return c, valid, false
+			}
+			second := int(code.Reg) + 1
+			if code.Op == pe.ARM64SaveLRPair {
+				second = kdump.RegARM64LR
+				lrSet = true
+			}
+			if code.Reg < 31 {
+				c.GPR[code.Reg] = a
+				valid |= 1 << code.Reg
+			}
+			if second < 31 {
+				c.GPR[second] = b
+				valid |= 1 << second
+			}
+			if code.Op == pe.ARM64SaveRegPX {
+				sp += uint64(code.Offset)
+			}
+		case pe.ARM64SaveReg, pe.ARM64SaveRegX:
+			at := sp + uint64(code.Offset)
+			if code.Op == pe.ARM64SaveRegX {
+				at = sp
+			}
+			a, ok := read(at)
+			if !ok {
+				return c, valid, false
+			}
+			if code.Reg < 31 {
+				c.GPR[code.Reg] = a
+				valid |= 1 << code.Reg
+			}
+			if code.Op == pe.ARM64SaveRegX {
+				sp += uint64(code.Offset)
+			}
+		case pe.ARM64SaveFRegPX, pe.ARM64SaveFRegX:
+			sp += uint64(code.Offset)
+		case pe.ARM64SetFP:
+			sp = c.GPR[kdump.RegARM64FP]
+		case pe.ARM64AddFP:
+			sp = c.GPR[kdump.RegARM64FP] - uint64(code.Offset)
+		case pe.ARM64MachineFrame:
+			// The machine frame holds {SP, PC}.
+			nsp, ok1 := read(sp)
+			pc, ok2 := read(sp + 8)
+			if !ok1 || !ok2 {
+				return c, valid, false
+			}
+			c.PC = stripPAC(pc)
+			c.GPR[kdump.RegARM64SP] = nsp
+			return c, valid, true
+		case pe.ARM64TrapFrame, pe.ARM64ContextOp, pe.ARM64Other:
+			return c, valid, false
+		}
+	}
+done:
+	if !lrSet && !valid.Has(kdump.RegARM64LR) {
+		return c, valid, false
+	}
+	c.PC = stripPAC(c.GPR[kdump.RegARM64LR])
+	c.GPR[kdump.RegARM64SP] = sp
+	return c, valid, true
+}

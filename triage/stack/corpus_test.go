@@ -1,0 +1,109 @@
+package stack
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kdtriage/kdtriage/kdump"
+)
+
+func corpusFile(t testing.TB, rel string) string {
+	t.Helper()
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	p := filepath.Join(dir, rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("corpus file %s not found (set KDTRIAGE_CORPUS): %v", p, err)
+	}
+	return p
+}
+
+// TestTriageX64NoSymbols walks win10-triage_x64.dmp with nothing but the
+// dump: no symbol store, no images. The triage dump holds no image pages of
+// amdppm.sys or Wdf01000.sys and only the header page of ntoskrnl.exe, so
+// no unwind data is available:
+//
+//   - frame 0 is the header CONTEXT, whose RIP is the faulting address
+//     (bug-check parameter 2): amdppm+0x334c;
+//   - every other frame is found by scanning the saved stack for words that
+//     point into a loaded module. Through MemoryImages the ntoskrnl header
+//     page gives its section table, so nt words outside executable sections
+//     (data pointers) are rejected; amdppm and Wdf01000 words cannot be
+//     checked that way, so some of their frames may be data pointers.
+//
+// The walk runs through amdppm's frames, then Wdf01000's, and ends in
+// ntoskrnl's (the PnP start-device thread), as Microsoft's debugger shows
+// with symbols.
+func TestTriageX64NoSymbols(t *testing.T) {
+	d, err := kdump.Open(corpusFile(t, "kernel/win10-triage_x64.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	mods, err := d.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.Context()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tri := d.Triage()
+	stackLow, stackHigh := tri.TopOfStack, tri.TopOfStack+uint64(tri.SizeOfCallStack)
+	for _, tc := range []struct {
+		name   string
+		images Images
+	}{{"no images", nil}, {"dump memory", MemoryImages{Memory: d.Memory()}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			frames, err := Walk(context.Background(), Input{Context: c, Memory: d.Memory(), Modules: mods, Images: tc.images})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, f := range frames {
+				t.Logf("%2d %v sp %#x", i, f, f.SP)
+			}
+			f0 := frames[0]
+			if f0.FoundBy != FoundByContext || f0.IP != d.BugCheck().Params[1] || f0.Module != "amdppm.sys" || f0.Offset != 0x334c {
+				t.Fatalf("frame 0 = %v ip %#x, want amdppm+0x334c (context) = P2", f0, f0.IP)
+			}
+			// Runs of modules: amdppm first, then Wdf01000, last ntoskrnl.
+			var runs []string
+			amdppm := 0
+			for i, f := range frames[1:] {
+				if f.FoundBy != FoundByScan {
+					t.Errorf("frame %d: %v, want scan", i+1, f)
+				}
+				if f.SP <= frames[i].SP || f.SP < stackLow || f.SP > stackHigh {
+					t.Errorf("frame %d: sp %#x after %#x, stack [%#x, %#x)", i+1, f.SP, frames[i].SP, stackLow, stackHigh)
+				}
+				if len(runs) == 0 || runs[len(runs)-1] != f.Module {
+					runs = append(runs, f.Module)
+				}
+				if len(runs) == 1 && f.Module == "amdppm.sys" {
+					amdppm++
+				}
+			}
+			if len(runs) < 3 || runs[0] != "amdppm.sys" || runs[1] != "Wdf01000.sys" || runs[len(runs)-1] != "ntoskrnl.exe" {
+				t.Errorf("module runs %q, want amdppm.sys, Wdf01000.sys, ..., ntoskrnl.exe", runs)
+			}
+			if amdppm < 5 {
+				t.Errorf("%d amdppm frames under the faulting one, want at least 5", amdppm)
+			}
+			if tc.images != nil {
+				img, err := tc.images.Image(context.Background(), *kdump.ModuleAt(mods, 0xfffff8047ba00000))
+				if err != nil {
+					t.Fatalf("ntoskrnl header page: %v", err)
+				}
+				for _, f := range frames {
+					if f.Module == "ntoskrnl.exe" && !img.IsCodeRVA(uint32(f.Offset)) {
+						t.Errorf("%v is not in ntoskrnl code", f)
+					}
+				}
+			}
+		})
+	}
+}

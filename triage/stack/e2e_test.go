@@ -1,0 +1,326 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/kdtriage/kdtriage/kdump"
+	"github.com/kdtriage/kdtriage/symbols/pdb"
+	"github.com/kdtriage/kdtriage/symbols/pe"
+)
+
+// The driver built by testdata/drivers/build.sh. The binaries are
+// committed; TestDriverRebuild checks them against a fresh build when clang
+// and lld-link are installed.
+var driverDir = filepath.Join("..", "..", "testdata", "drivers")
+
+const (
+	drvBase   = 0xfffff80412340000
+	stackHigh = 0xffff850400400000 // one past the highest stack byte
+	stackSize = 0x300000
+)
+
+// link is one step of the synthetic call chain, from the outermost frame
+// inwards: caller calls (or, with interrupt, is interrupted by) callee.
+type link struct {
+	caller, callee string
+	interrupt      bool // callee entered through a machine frame at "AsmInterruptedAt"
+}
+
+var driverChain = []link{
+	{"DriverEntry", "CallsAsm", false},
+	{"CallsAsm", "AsmFramePointer", false},
+	{"AsmFramePointer", "AsmInterrupted", false},
+	{"AsmInterrupted", "AsmTrapHandler", true},
+	{"AsmTrapHandler", "AsmFarSaves", false},
+	{"AsmFarSaves", "AsmCallback", false},
+	{"AsmCallback", "FloatWork", false},
+	{"FloatWork", "HugeFrame", false},
+	{"HugeFrame", "LargeFrame", false},
+	{"LargeFrame", "SavesNonVolatiles", false},
+	{"SavesNonVolatiles", "LeafTouch", false},
+}
+
+// nonVolatile are the registers a callee must preserve.
+var nonVolatile = []int{kdump.RegRBX, kdump.RegRBP, kdump.RegRSI, kdump.RegRDI, 12, 13, 14, 15}
+
+type expectFrame struct {
+	function string
+	ip, sp   uint64
+	regs     [16]uint64
+	how      FoundBy
+}
+
+// driverScene lays out a stack through the driver's functions by running
+// their prologs as the unwind codes describe them (the inverse of what the
+// walker does), and returns the memory, the starting context and the frames
+// a correct walk must produce.
+type driverScene struct {
+	img    *pe.File
+	file   []byte
+	mod    kdump.Module
+	mem    *testMem
+	ctx    *kdump.Context
+	expect []expectFrame
+}
+
+func loadDriver(t testing.TB) (*pe.File, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(driverDir, "kdtdrv.sys"))
+	if err != nil {
+		t.Fatalf("committed driver missing: %v", err)
+	}
+	f, err := pe.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, b
+}
+
+func exportRVAs(t testing.TB, f *pe.File) map[string]uint32 {
+	ex, err := f.Exports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]uint32{}
+	for _, e := range ex.List {
+		m[e.Name] = e.RVA
+	}
+	return m
+}
+
+// mapImage lays the file's sections out as the loader would.
+func mapImage(f *pe.File, file []byte) []byte {
+	img := make([]byte, f.OptionalHeader.SizeOfImage)
+	copy(img, file[:f.OptionalHeader.SizeOfHeaders])
+	for _, s := range f.Sections {
+		n := min(s.SizeOfRawData, s.VirtualSize)
+		copy(img[s.VirtualAddress:], file[s.PointerToRawData:s.PointerToRawData+n])
+	}
+	return img
+}
+
+// callSite finds the return address of the first "call rel32" in the
+// function at caller that targets callee.
+func callSite(t testing.TB, f *pe.File, caller, callee uint32) uint32 {
+	rf, ok, err := f.LookupFunction(caller)
+	if err != nil || !ok {
+		t.Fatalf("no .pdata for %#x: %v", caller, err)
+	}
+	code := make([]byte, rf.End-rf.Begin)
+	if err := f.ReadRVA(code, rf.Begin); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+5 <= len(code); i++ {
+		if code[i] != 0xE8 {
+			continue
+		}
+		next := rf.Begin + uint32(i) + 5
+		if next+binary.LittleEndian.Uint32(code[i+1:]) == callee {
+			return next
+		}
+	}
+	t.Fatalf("no call from %#x to %#x", caller, callee)
+	return 0
+}
+
+func newDriverScene(t testing.TB) *driverScene {
+	f, file := loadDriver(t)
+	rvas := exportRVAs(t, f)
+	s := &driverScene{img: f, file: file, mem: &testMem{}}
+	s.mod = kdump.Module{Name: "kdtdrv.sys", Base: drvBase, Size: f.OptionalHeader.SizeOfImage, TimeDateStamp: f.TimeDateStamp}
+	stack := make([]byte, stackSize)
+	s.mem.add(stackHigh-stackSize, stack)
+
+	var regs [16]uint64
+	for i := range regs {
+		regs[i] = 0x1111_0000_0000_0000 | uint64(i)<<8
+	}
+	sp := uint64(stackHigh - 0x100)
+	push := func(v uint64) { sp -= 8; s.mem.put64(sp, v) }
+	// The outermost frame: DriverEntry, entered with a zero return address.
+	push(0)
+	for n, l := range driverChain {
+		callerRVA, calleeRVA := rvas[l.caller], rvas[l.callee]
+		if callerRVA == 0 || calleeRVA == 0 {
+			t.Fatalf("export missing for %v", l)
+		}
+		var ip uint64
+		how := FoundByUnwind
+		function := l.caller
+		if l.interrupt {
+			// The PDB names the interrupted instruction by its nearest
+			// public symbol, the label AsmInterruptedAt.
+			function = "AsmInterruptedAt"
+			ip = drvBase + uint64(rvas["AsmInterruptedAt"])
+			how = FoundByTrapFrame
+			old := sp
+			sp &^= 15
+			push(0x18)         // SS
+			push(old)          // RSP
+			push(0x10246)      // RFLAGS
+			push(0x10)         // CS
+			push(ip)           // RIP
+			push(0xE0000000EE) // error code
+		} else {
+			ip = drvBase + uint64(callSite(t, f, callerRVA, calleeRVA))
+			push(ip)
+		}
+		// The caller's frame as the walk must see it.
+		callerSP := sp + 8
+		if l.interrupt {
+			callerSP, _ = kdump.ReadU64(s.mem, sp+8+24)
+		}
+		s.expect = append(s.expect, expectFrame{function: function, ip: ip, sp: callerSP, regs: regs, how: how})
+		// Run the callee's prolog.
+		rf, ok, err := f.LookupFunction(calleeRVA)
+		if !ok || err != nil {
+			// A leaf without unwind data: nothing to run.
+			continue
+		}
+		ui, err := f.UnwindInfo(rf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes := slices.Clone(ui.Codes)
+		slices.Reverse(codes) // prolog order
+		var saves []pe.UnwindCode
+		for _, c := range codes {
+			switch c.Op {
+			case pe.UWOP_PUSH_NONVOL:
+				push(regs[c.OpInfo])
+			case pe.UWOP_ALLOC_SMALL, pe.UWOP_ALLOC_LARGE:
+				sp -= uint64(c.Value)
+			case pe.UWOP_SET_FPREG:
+				regs[ui.FrameRegister] = sp + uint64(ui.FrameOffset)
+			case pe.UWOP_SAVE_NONVOL, pe.UWOP_SAVE_NONVOL_FAR:
+				saves = append(saves, c)
+			case pe.UWOP_PUSH_MACHFRAME, pe.UWOP_SAVE_XMM128, pe.UWOP_SAVE_XMM128_FAR:
+			default:
+				t.Fatalf("%s: unexpected %v", l.callee, c)
+			}
+		}
+		est := sp
+		if ui.HasFrameRegister() {
+			est = regs[ui.FrameRegister] - uint64(ui.FrameOffset)
+		}
+		for _, c := range saves {
+			s.mem.put64(est+uint64(c.Value), regs[c.OpInfo])
+		}
+		// The callee now uses every register it saved.
+		for _, c := range codes {
+			if c.Op == pe.UWOP_PUSH_NONVOL || c.Op == pe.UWOP_SAVE_NONVOL || c.Op == pe.UWOP_SAVE_NONVOL_FAR {
+				if ui.HasFrameRegister() && pe.Register(c.OpInfo) == ui.FrameRegister {
+					continue // holds the frame
+				}
+				regs[c.OpInfo] = 0x2222_0000_0000_0000 | uint64(n)<<16 | uint64(c.OpInfo)
+			}
+		}
+	}
+	// The innermost frame: LeafTouch at its first instruction.
+	last := driverChain[len(driverChain)-1].callee
+	ctx := &kdump.Context{Machine: kdump.MachineAMD64, PC: drvBase + uint64(rvas[last])}
+	copy(ctx.GPR[:], regs[:])
+	ctx.GPR[kdump.RegRSP] = sp
+	s.ctx = ctx
+	s.expect = append(s.expect, expectFrame{function: last, ip: ctx.PC, sp: sp, regs: regs, how: FoundByContext})
+	slices.Reverse(s.expect)
+	return s
+}
+
+// check compares a walk with the scene's expectations.
+func (s *driverScene) check(t *testing.T, frames []Frame, names func(rva uint64) string) {
+	t.Helper()
+	if len(frames) != len(s.expect) {
+		for i, f := range frames {
+			t.Logf("frame %d: %v ip %#x sp %#x", i, f, f.IP, f.SP)
+		}
+		t.Fatalf("%d frames, want %d", len(frames), len(s.expect))
+	}
+	for i, f := range frames {
+		e := s.expect[i]
+		name := names(f.LookupOffset())
+		if f.IP != e.ip || f.SP != e.sp || f.FoundBy != e.how || name != e.function || f.Module != "kdtdrv.sys" || f.Offset != e.ip-drvBase {
+			t.Errorf("frame %d: %s %v ip %#x sp %#x; want %s ip %#x sp %#x (%v)", i, name, f, f.IP, f.SP, e.function, e.ip, e.sp, e.how)
+			continue
+		}
+		for _, r := range nonVolatile {
+			if !f.Valid.Has(r) {
+				continue
+			}
+			if f.Context.GPR[r] != e.regs[r] {
+				t.Errorf("frame %d (%s): %v = %#x, want %#x", i, e.function, pe.Register(r), f.Context.GPR[r], e.regs[r])
+			}
+		}
+		t.Logf("frame %2d %-18s %v", i, name, f)
+	}
+}
+
+// pdbNames names RVAs with the driver's PDB publics.
+func pdbNames(t testing.TB) func(uint64) string {
+	p, err := pdb.Open(filepath.Join(driverDir, "kdtdrv.pdb"))
+	if err != nil {
+		t.Fatalf("pdb: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return func(rva uint64) string {
+		name, _, ok := p.Lookup(uint32(rva))
+		if !ok {
+			return fmt.Sprintf("?%#x", rva)
+		}
+		return name
+	}
+}
+
+// TestDriverWalk lays a stack through the test driver's functions and
+// unwinds it with the image's .pdata, the image coming from a directory of
+// images and from the dump's memory. Every frame must be named by the PDB,
+// found by unwind data (or the machine frame), with the right IP, SP and
+// non-volatile registers.
+func TestDriverWalk(t *testing.T) {
+	s := newDriverScene(t)
+	names := pdbNames(t)
+	t.Run("dir", func(t *testing.T) {
+		frames, err := Walk(context.Background(), Input{Context: s.ctx, Memory: s.mem, Modules: []kdump.Module{s.mod},
+			Images: DirImages{Dir: driverDir}, NoScan: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.check(t, frames, names)
+	})
+	t.Run("memory", func(t *testing.T) {
+		mem := &testMem{regions: slices.Clone(s.mem.regions)}
+		mem.add(drvBase, mapImage(s.img, s.file))
+		frames, err := Walk(context.Background(), Input{Context: s.ctx, Memory: mem, Modules: []kdump.Module{s.mod},
+			Images: MemoryImages{Memory: mem}, NoScan: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.check(t, frames, names)
+	})
+	t.Run("no image: scan", func(t *testing.T) {
+		// Without unwind data only the scan is left. It finds the return
+		// addresses as long as they are within ScanWords of the previous
+		// frame: FloatWork's is 640 KiB above HugeFrame's and ends the walk.
+		frames, err := Walk(context.Background(), Input{Context: s.ctx, Memory: s.mem, Modules: []kdump.Module{s.mod}, ScanWords: 2048})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"LeafTouch", "SavesNonVolatiles", "LargeFrame", "HugeFrame"}
+		if len(frames) != len(want) {
+			t.Fatalf("%d frames: %v", len(frames), frames)
+		}
+		for i, f := range frames {
+			e := s.expect[i]
+			if f.IP != e.ip || f.SP != e.sp || names(f.LookupOffset()) != want[i] || i > 0 && f.FoundBy != FoundByScan {
+				t.Errorf("frame %d: %v ip %#x sp %#x, want %s ip %#x sp %#x", i, f, f.IP, f.SP, want[i], e.ip, e.sp)
+			}
+		}
+	})
+}
