@@ -275,14 +275,18 @@ func checkUnwind(t *testing.T, f *File, want readobjImage) {
 			t.Errorf("function %#x: %v", rf.Begin, err)
 			continue
 		}
+		// llvm-readobj prints "RBP (0x5)" and the unscaled 4-bit offset.
 		frameReg, frameOff := "-", "-"
 		if ui.HasFrameRegister() {
-			frameReg, frameOff = ui.FrameRegister.String(), fmt.Sprintf("0x%X", ui.FrameOffset)
+			frameReg, frameOff = ui.FrameRegister.String(), fmt.Sprintf("0x%X", ui.FrameOffset/16)
+		}
+		if f := strings.Fields(w.frameReg); len(f) > 0 {
+			w.frameReg = f[0]
 		}
 		if uint64(ui.Version) != w.version || uint64(ui.Flags) != w.flags || uint64(ui.SizeOfProlog) != w.prolog ||
 			uint64(ui.CountOfCodes) != w.codeCount || frameReg != w.frameReg || !sameNumber(frameOff, w.frameOff) && frameOff != w.frameOff {
 			t.Errorf("function %#x: v%d flags %#x prolog %d codes %d frame %s/%s; llvm-readobj v%d flags %#x prolog %d codes %d frame %s/%s",
-				rf.Begin, ui.Version, ui.Flags, ui.SizeOfProlog, ui.CountOfCodes, frameReg, frameOff,
+				rf.Begin, ui.Version, uint8(ui.Flags), ui.SizeOfProlog, ui.CountOfCodes, frameReg, frameOff,
 				w.version, w.flags, w.prolog, w.codeCount, w.frameReg, w.frameOff)
 		}
 		if len(ui.Codes) != len(w.codes) {
