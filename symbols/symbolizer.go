@@ -215,6 +215,9 @@ func (ms *ModuleSymbols) resolve(sym Symbol, m ModuleID, rva uint64, raw bool) S
 				name = ms.display(name, raw)
 			}
 			sym.Function, sym.Offset, sym.Source = name, uint64(r.Offset), SymbolSourcePDB
+			if li, ok := ms.pdb.LineAt(uint32(rva)); ok && li.File != "" {
+				sym.File, sym.Line, sym.LineOffset = li.File, li.Line, rva-uint64(li.Start)
+			}
 			return sym
 		}
 	}
@@ -344,11 +347,12 @@ func (s *Symbolizer) loadPDB(ctx context.Context, ms *ModuleSymbols, m ModuleID,
 	if f.Age() != m.PDBAge {
 		log.Debug().Uint32("pdb_age", f.Age()).Uint32("module_age", m.PDBAge).Msg("PDB age differs from the module's")
 	}
-	// Build the lookup table now: Lookup then needs no file access, so the
-	// file can be closed.
+	// Build the lookup and line tables now: lookups then need no file
+	// access, so the file can be closed.
 	if err := f.LookupErr(); err != nil {
 		ms.Errs = append(ms.Errs, fmt.Errorf("%s: %w", k, err))
 	}
+	f.LineAt(0)
 	ms.pdb, ms.pdbX86, ms.PDBPath = f, f.Machine() == pdb.MachineI386, path
 	return nil
 }

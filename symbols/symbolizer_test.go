@@ -477,3 +477,16 @@ func BenchmarkSymbolize(b *testing.B) {
 		b.Fatalf("no address named in %#x..%#x", lo, hi)
 	}
 }
+
+// TestSymbolizePDBLines: PDB line tables give file:line (positions from
+// llvm-pdbutil dump -l of SimplePDB.pdb).
+func TestSymbolizePDBLines(t *testing.T) {
+	dir := symCorpusDir(t)
+	m := simplePDBModule(t)
+	k, _ := m.PDBKey()
+	s := NewSymbolizer(SymbolizerOptions{Store: &testStore{files: map[string]string{k.String(): filepath.Join(dir, "SimplePDB.pdb")}}})
+	sym, err := s.Symbolize(context.Background(), m, 0x1016)
+	if err != nil || sym.File != `e:\msvc\simplepdb\simplepdb\main.cpp` || sym.Line != 11 || sym.LineOffset != 1 {
+		t.Errorf("Symbolize(0x1016) = %+v %v", sym, err)
+	}
+}

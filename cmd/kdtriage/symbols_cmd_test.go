@@ -179,7 +179,11 @@ func TestSymbolsResolvePDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "0x1012\tSimplePDB!main+0x2\n1000\tSimplePDB!SomeCoolFunction\n10\tSimplePDB+0x10\n"
+	// Lines from llvm-pdbutil dump -l: main's 0001:0010 is line 10,
+	// SomeCoolFunction's 0001:0000 line 5.
+	want := "0x1012\tSimplePDB!main+0x2 (e:\\msvc\\simplepdb\\simplepdb\\main.cpp:10)\n" +
+		"1000\tSimplePDB!SomeCoolFunction (e:\\msvc\\simplepdb\\simplepdb\\main.cpp:5)\n" +
+		"10\tSimplePDB+0x10\n"
 	if out != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}

@@ -240,3 +240,128 @@ func TestHostileCorpusFiles(t *testing.T) {
 		f.Lookup(0x1000)
 	}
 }
+
+var (
+	llvmBlockRe = regexp.MustCompile(`^\s+(\d{4}):([0-9A-F]{8})-([0-9A-F]{8}), line/addr entries = \d+`)
+	llvmPairRe  = regexp.MustCompile(`(\S+) ([0-9A-F]{8})`)
+)
+
+// llvmLines runs `llvm-pdbutil dump -l` and returns "module|file|sec:off|line"
+// for every entry with a real line number.
+func llvmLines(tool, path string) (map[string]int, error) {
+	out, err := exec.Command(tool, "dump", "-l", path).Output()
+	if err != nil {
+		return nil, err
+	}
+	res := map[string]int{}
+	mod, file, sec := -1, "", 0
+	inBlock := false
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "Mod "):
+			n, _ := strconv.Atoi(strings.TrimSpace(line[4:8]))
+			mod, inBlock = n, false
+		case llvmBlockRe.MatchString(line):
+			m := llvmBlockRe.FindStringSubmatch(line)
+			sec, _ = strconv.Atoi(m[1])
+			inBlock = true
+		case strings.TrimSpace(line) == "":
+			inBlock = false
+		case inBlock:
+			for _, p := range llvmPairRe.FindAllStringSubmatch(line, -1) {
+				ln, err := strconv.ParseUint(p[1], 10, 32)
+				if err != nil {
+					continue // ASI and other hidden-line markers
+				}
+				off, _ := strconv.ParseUint(p[2], 16, 32)
+				res[fmt.Sprintf("%d|%s|%d:%d|%d", mod, file, sec, off, ln)]++
+			}
+		case mod >= 0 && !strings.HasPrefix(line, " "):
+			file = line
+			if i := strings.LastIndex(file, " ("); i >= 0 {
+				file = file[:i]
+			}
+		}
+	}
+	return res, nil
+}
+
+// TestLinesAgainstLLVM compares every line entry of every corpus PDB with
+// llvm-pdbutil's dump.
+func TestLinesAgainstLLVM(t *testing.T) {
+	pdbs := corpusPDBs(t)
+	tool := findLLVMPDBUtil(t)
+	total := 0
+	for _, path := range pdbs {
+		want, err := llvmLines(tool, path)
+		if err != nil {
+			continue
+		}
+		f, err := Open(path)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		es, err := f.Lines()
+		f.Close()
+		if err != nil {
+			t.Errorf("%s: Lines: %v", path, err)
+		}
+		got := map[string]int{}
+		for _, e := range es {
+			got[fmt.Sprintf("%d|%s|%d:%d|%d", e.Module, e.File, e.Section, e.Offset, e.Line)]++
+		}
+		n := 0
+		for k, c := range want {
+			if got[k] != c {
+				if n < 5 {
+					t.Errorf("%s: entry %s: %d here, %d in llvm-pdbutil", filepath.Base(path), k, got[k], c)
+				}
+				n++
+			}
+		}
+		for k, c := range got {
+			if want[k] != c && n < 10 {
+				t.Errorf("%s: extra entry %s (%d)", filepath.Base(path), k, c)
+				n++
+			}
+		}
+		total += len(want)
+	}
+	if total == 0 {
+		t.Error("llvm-pdbutil listed no lines")
+	}
+	t.Logf("compared %d line entries", total)
+}
+
+// TestLineAt checks positions read off llvm-pdbutil's line dump of
+// SimplePDB.pdb (SomeCoolFunction: 4 and 5 at 0001:0000; main: 9 and 10 at 0001:0010, 11 at 0x15, 12 at 0x17
+// up to 0x18; .text at RVA 0x1000).
+func TestLineAt(t *testing.T) {
+	path := filepath.Join(corpusDir(t), "symbols", "SimplePDB.pdb")
+	f, err := Open(path)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer f.Close()
+	const file = `e:\msvc\simplepdb\simplepdb\main.cpp`
+	tests := []struct {
+		rva   uint32
+		line  uint32
+		start uint32
+		ok    bool
+	}{
+		{0x1010, 10, 0x1010, true},
+		{0x1014, 10, 0x1010, true},
+		{0x1015, 11, 0x1015, true},
+		{0x1017, 12, 0x1017, true},
+		{0x1000, 5, 0x1000, true}, // line 4 is a zero-length entry at the same address
+		{0x100D, 0, 0, false}, // padding after SomeCoolFunction
+	}
+	for _, tc := range tests {
+		li, ok := f.LineAt(tc.rva)
+		if ok != tc.ok || ok && (li.Line != tc.line || li.Start != tc.start || li.File != file) {
+			t.Errorf("LineAt(%#x) = %+v %v, want line %d from %#x", tc.rva, li, ok, tc.line, tc.start)
+		}
+	}
+}

@@ -91,6 +91,8 @@ type Module struct {
 	ObjectName string // object file or library
 	SymStream  int    // module symbol stream, -1 if none
 	SymSize    uint32 // bytes of CodeView symbols in SymStream (including the 4-byte signature)
+	C11Size    uint32 // bytes of old-style (C11) line data after the symbols
+	C13Size    uint32 // bytes of C13 debug subsections (line tables) after those
 }
 
 // File is an open program database. Its methods are safe for concurrent use.
@@ -114,6 +116,9 @@ type File struct {
 	tableOnce sync.Once
 	table     *lookupTable
 	tableErr  error
+
+	linesOnce sync.Once
+	lines     *lineTable
 }
 
 type omapEntry struct{ from, to uint32 }
@@ -289,6 +294,8 @@ func (f *File) readModules(b []byte, base int64) error {
 		mod := Module{
 			SymStream: streamIndex(le.Uint16(rec[0x22:])),
 			SymSize:   le.Uint32(rec[0x24:]),
+			C11Size:   le.Uint32(rec[0x28:]),
+			C13Size:   le.Uint32(rec[0x2C:]),
 		}
 		p := 64
 		name, n, ok := cstring(rec[p:])
