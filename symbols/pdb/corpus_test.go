@@ -356,7 +356,7 @@ func TestLineAt(t *testing.T) {
 		{0x1015, 11, 0x1015, true},
 		{0x1017, 12, 0x1017, true},
 		{0x1000, 5, 0x1000, true}, // line 4 is a zero-length entry at the same address
-		{0x100D, 0, 0, false}, // padding after SomeCoolFunction
+		{0x100D, 0, 0, false},     // padding after SomeCoolFunction
 	}
 	for _, tc := range tests {
 		li, ok := f.LineAt(tc.rva)
