@@ -111,15 +111,6 @@ func (m *memoryDump) pastEOF(off int64) error {
 // ranges returns a copy of the page map.
 func (m *memoryDump) ranges() []PhysicalRange { return slices.Clone(m.runs) }
 
-// pageCount returns the number of pages the map describes.
-func (m *memoryDump) pageCount() uint64 {
-	var n uint64
-	for _, r := range m.runs {
-		n += r.Pages
-	}
-	return n
-}
-
 // PhysicalRanges returns the runs of physical pages the dump stores, sorted
 // by page frame number (nil for dumps without physical memory). Runs may
 // extend past the end of a truncated file.

@@ -115,7 +115,7 @@ func toUnloaded(u []kdumptest.Unloaded) []UnloadedModule {
 }
 
 func TestSyntheticTriage(t *testing.T) {
-	for _, a := range []kdumptest.Arch{kdumptest.AMD64, kdumptest.ARM64, kdumptest.X86PAE, kdumptest.ARM} {
+	for _, a := range []kdumptest.Arch{kdumptest.AMD64, kdumptest.ARM64, kdumptest.X86PAE, kdumptest.X86, kdumptest.ARM} {
 		t.Run(a.String(), func(t *testing.T) {
 			im, facts := build(t, kdumptest.Spec{Arch: a, Kind: kdumptest.Triage})
 			f := openImage(t, im)
@@ -225,9 +225,6 @@ func checkPaging(t *testing.T, f *File, facts *kdumptest.Facts) {
 		t.Errorf("address space read %#x %v", v, err)
 	}
 }
-
-var _ = binary.LittleEndian
-var _ = io.EOF
 
 func TestSyntheticVariants(t *testing.T) {
 	tests := []struct {
@@ -554,6 +551,15 @@ func TestSyntheticPartial(t *testing.T) {
 			checkCommon2(t, f, facts)
 		}
 	})
+	t.Run("PAE byte says no PAE", func(t *testing.T) {
+		im, facts := build(t, kdumptest.Spec{Arch: kdumptest.X86PAE, Kind: kdumptest.Full})
+		im.WriteAt([]byte{0}, 0x5C)
+		f := openImage(t, im)
+		if f.PagingMode() != PagingPAE {
+			t.Errorf("paging %v", f.PagingMode())
+		}
+		checkCommon2(t, f, facts)
+	})
 	t.Run("huge processor count", func(t *testing.T) {
 		im, _ := build(t, kdumptest.Spec{Kind: kdumptest.Full})
 		patch32(im, 0x34, 1<<20)
@@ -623,5 +629,74 @@ func checkCommon2(t *testing.T, f *File, facts *kdumptest.Facts) {
 	}
 	if th, _, err := f.CurrentThread(); err != nil || th != facts.Thread {
 		t.Errorf("thread %#x %v", th, err)
+	}
+}
+
+// TestSynthetic16GiBFiles opens sparse 16 GiB dumps from disk with Open.
+func TestSynthetic16GiBFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes sparse 16 GiB files")
+	}
+	for _, k := range []kdumptest.Kind{kdumptest.Full, kdumptest.BitmapFull, kdumptest.BitmapKernel, kdumptest.RDMPComplete} {
+		t.Run(k.String(), func(t *testing.T) {
+			im, facts := build(t, kdumptest.Spec{Kind: k, MemoryBytes: 16 << 30, Processors: 16, CrashCPU: 11})
+			path, err := im.WriteTemp(t.TempDir(), "big-*.dmp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			checkCommon(t, f, facts)
+			checkPaging(t, f, facts)
+			checkRanges(t, f, facts)
+			if f.Size() != facts.FileSize {
+				t.Errorf("size %d, want %d", f.Size(), facts.FileSize)
+			}
+		})
+	}
+}
+
+// TestSyntheticConcurrent reads one dump from several goroutines (run
+// with -race).
+func TestSyntheticConcurrent(t *testing.T) {
+	for _, k := range []kdumptest.Kind{kdumptest.Triage, kdumptest.BitmapKernel} {
+		im, facts := build(t, kdumptest.Spec{Kind: k})
+		f := openImage(t, im)
+		done := make(chan error, 8)
+		for g := range 8 {
+			go func() {
+				var err error
+				for i := range 20 {
+					switch (g + i) % 4 {
+					case 0:
+						var mods []Module
+						if mods, err = f.Modules(); err == nil && len(mods) != len(facts.Modules) {
+							err = fmt.Errorf("%d modules", len(mods))
+						}
+					case 1:
+						_, _, err = f.CurrentThread()
+					case 2:
+						b := make([]byte, len(facts.Stack))
+						if _, err = f.Memory().ReadVirtual(b, facts.StackStart); err == nil && !bytes.Equal(b, facts.Stack) {
+							err = errors.New("stack differs")
+						}
+					case 3:
+						_, err = f.KDBG()
+					}
+					if err != nil {
+						break
+					}
+				}
+				done <- err
+			}()
+		}
+		for range 8 {
+			if err := <-done; err != nil {
+				t.Errorf("%v: %v", k, err)
+			}
+		}
 	}
 }
