@@ -30,13 +30,18 @@ type InlineFrame struct {
 	CallLine uint32
 }
 
+// maxContainingSteps bounds the backward scan of containing.
+const maxContainingSteps = 4096
+
 // containing returns the indices of every range containing addr, innermost
 // last: i ranges over entries with start <= addr from the nearest downward,
 // stopping once no earlier entry can reach addr (prefix maxima of ends).
 func containing(n int, startOf func(int) uint64, ends []uint64, contains func(int) bool, addr uint64) []int {
 	i := sort.Search(n, func(i int) bool { return startOf(i) > addr }) - 1
 	var out []int
-	for ; i >= 0 && ends[i] > addr; i-- {
+	// Real files nest a handful of ranges at most; the step cap keeps
+	// lookups cheap on hostile files with thousands of overlapping ranges.
+	for steps := 0; i >= 0 && ends[i] > addr && steps < maxContainingSteps; i, steps = i-1, steps+1 {
 		if contains(i) {
 			out = append(out, i)
 		}

@@ -75,6 +75,7 @@ type pdbSpec struct {
 	procs    []Proc   // Name, Kind, Section, Offset, Length used; all in one module
 	omapFrom []omapEntry
 	origSecs []Section
+	modules  int // copies of the module entry (all sharing one stream); 0 means 1
 }
 
 func sectionStream(ss []Section) []byte {
@@ -152,6 +153,10 @@ func (s pdbSpec) build() []byte {
 	modInfo = append(modInfo, "test.obj\x00test.obj\x00"...)
 	for len(modInfo)%4 != 0 {
 		modInfo = append(modInfo, 0)
+	}
+	one := modInfo
+	for i := 1; i < s.modules; i++ {
+		modInfo = append(modInfo, one...)
 	}
 	dbg := make([]byte, 22)
 	for i := range 11 {

@@ -41,6 +41,10 @@ func FuzzNewFile(f *testing.F) {
 			Undecorate(p.Name)
 		}
 		pf.Procs()
+		if es, _ := pf.Lines(); len(es) > 0 {
+			pf.LineAt(es[0].RVA)
+		}
+		pf.LineAt(0x1000)
 		pf.Lookup(0)
 		pf.Lookup(0xFFFFFFFF)
 	})

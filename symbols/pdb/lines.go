@@ -48,7 +48,16 @@ func (f *File) Lines() ([]LineEntry, error) {
 	names, nerr := f.namesTable()
 	var out []LineEntry
 	firstErr := nerr
-	for mi := range f.modules {
+	budget := f.moduleReadBudget()
+	for mi, mod := range f.modules {
+		if mod.SymStream >= 0 && mod.C13Size > 0 {
+			if budget -= int64(mod.SymSize) + int64(mod.C11Size) + int64(mod.C13Size); budget < 0 {
+				if firstErr == nil {
+					firstErr = formatErr(mod.SymStream, 0, "module streams add up to more than the file: streams shared between modules?")
+				}
+				break
+			}
+		}
 		es, err := f.moduleLines(mi, names)
 		out = append(out, es...)
 		if err != nil && firstErr == nil {

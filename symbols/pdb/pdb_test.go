@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -312,5 +313,33 @@ func TestCompressedPDBMatchesImage(t *testing.T) {
 	pubs, err := f.Publics()
 	if err != nil || len(pubs) == 0 {
 		t.Errorf("publics: %d, %v", len(pubs), err)
+	}
+}
+
+// TestSharedModuleStreams: thousands of modules naming one large stream are
+// cut off by the read budget instead of being parsed thousands of times.
+func TestSharedModuleStreams(t *testing.T) {
+	s := synthetic()
+	for i := range 200 {
+		s.procs = append(s.procs, Proc{Kind: SymGProc32, Name: fmt.Sprintf("function_with_a_long_name_%04d", i), Section: 1, Offset: 0x1000 + uint32(i)*8, Length: 8})
+	}
+	s.modules = 3000
+	data := s.build()
+	f, err := NewFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Modules()) != 3000 {
+		t.Fatalf("%d modules", len(f.Modules()))
+	}
+	procs, err := f.Procs()
+	if !isFormat(err) {
+		t.Errorf("Procs error = %v, want a FormatError", err)
+	}
+	if limit := 2*len(data) + 1<<20; len(procs) == 0 || len(procs)*40 > 4*limit {
+		t.Errorf("%d procs read", len(procs))
+	}
+	if name, _, ok := f.Lookup(0x2008); !ok || name != "function_with_a_long_name_0001" {
+		t.Errorf("Lookup = %q %v", name, ok)
 	}
 }

@@ -272,9 +272,16 @@ func walkRecords(stream int, recs []byte, start int, fn func(off int, kind SymKi
 func (f *File) Procs() ([]Proc, error) {
 	var out []Proc
 	var firstErr error
+	budget := f.moduleReadBudget()
 	for mi, mod := range f.modules {
 		if mod.SymStream < 0 || mod.SymSize <= 4 {
 			continue
+		}
+		if budget -= int64(mod.SymSize); budget < 0 {
+			if firstErr == nil {
+				firstErr = formatErr(mod.SymStream, 0, "module streams add up to more than the file: streams shared between modules?")
+			}
+			break
 		}
 		data, err := f.m.readStream(mod.SymStream, int64(mod.SymSize))
 		if err != nil {
@@ -339,3 +346,9 @@ func (f *File) Procs() ([]Proc, error) {
 	})
 	return out, firstErr
 }
+
+// moduleReadBudget bounds the bytes read from module streams in one pass.
+// In a real PDB every module has its own stream, so the total is at most
+// the file size; a hostile file could make thousands of modules share one
+// large stream.
+func (f *File) moduleReadBudget() int64 { return 2*f.m.size + 1<<20 }
