@@ -7,6 +7,8 @@ import "strings"
 //	?name@Class@ns@@<type>       -> ns::Class::name
 //	??0Class@@<type>             -> Class::Class   (constructor)
 //	??1Class@@<type>             -> Class::~Class  (destructor)
+//	??4Class@@<type>             -> Class::operator= (and the other operators)
+//	??_GClass@@<type>            -> Class::`scalar deleting destructor'
 //	?name@?$tmpl@H@ns@@<type>    -> kept decorated (templates are not decoded)
 //	_name@12, @name@8            -> name          (x86 __stdcall / __fastcall)
 //
@@ -56,22 +58,132 @@ func stripCallConv(name string) (string, bool) {
 	return name[1:at], true
 }
 
+// operatorName maps the code after "??" (or "??_") to a special name.
+// "0" and "1" (constructor, destructor) take the class name instead.
+func operatorName(code string) (string, bool) {
+	switch code {
+	case "2":
+		return "operator new", true
+	case "3":
+		return "operator delete", true
+	case "4":
+		return "operator=", true
+	case "5":
+		return "operator>>", true
+	case "6":
+		return "operator<<", true
+	case "7":
+		return "operator!", true
+	case "8":
+		return "operator==", true
+	case "9":
+		return "operator!=", true
+	case "A":
+		return "operator[]", true
+	case "C":
+		return "operator->", true
+	case "D":
+		return "operator*", true
+	case "E":
+		return "operator++", true
+	case "F":
+		return "operator--", true
+	case "G":
+		return "operator-", true
+	case "H":
+		return "operator+", true
+	case "I":
+		return "operator&", true
+	case "J":
+		return "operator->*", true
+	case "K":
+		return "operator/", true
+	case "L":
+		return "operator%", true
+	case "M":
+		return "operator<", true
+	case "N":
+		return "operator<=", true
+	case "O":
+		return "operator>", true
+	case "P":
+		return "operator>=", true
+	case "Q":
+		return "operator,", true
+	case "R":
+		return "operator()", true
+	case "S":
+		return "operator~", true
+	case "T":
+		return "operator^", true
+	case "U":
+		return "operator|", true
+	case "V":
+		return "operator&&", true
+	case "W":
+		return "operator||", true
+	case "X":
+		return "operator*=", true
+	case "Y":
+		return "operator+=", true
+	case "Z":
+		return "operator-=", true
+	case "_0":
+		return "operator/=", true
+	case "_1":
+		return "operator%=", true
+	case "_2":
+		return "operator>>=", true
+	case "_3":
+		return "operator<<=", true
+	case "_4":
+		return "operator&=", true
+	case "_5":
+		return "operator|=", true
+	case "_6":
+		return "operator^=", true
+	case "_7":
+		return "`vftable'", true
+	case "_8":
+		return "`vbtable'", true
+	case "_E":
+		return "`vector deleting destructor'", true
+	case "_G":
+		return "`scalar deleting destructor'", true
+	case "_U":
+		return "operator new[]", true
+	case "_V":
+		return "operator delete[]", true
+	}
+	return "", false
+}
+
 // undecorateCPP decodes the qualified name of a "?..." symbol.
 func undecorateCPP(name string) (string, bool) {
 	s := name[1:]
-	special := ""
+	special, op := "", ""
 	if strings.HasPrefix(s, "?") {
-		// Special names: ??0 ctor, ??1 dtor; other operators are not decoded.
-		if len(s) < 2 {
-			return "", false
-		}
-		switch s[1] {
-		case '0', '1':
-			special = s[1:2]
-			s = s[2:]
+		// Special names: ??0 constructor, ??1 destructor, ??2.. operators.
+		s = s[1:]
+		code := ""
+		switch {
+		case strings.HasPrefix(s, "_") && len(s) >= 2:
+			code = s[:2]
+		case len(s) >= 1:
+			code = s[:1]
 		default:
 			return "", false
 		}
+		switch code {
+		case "0", "1":
+			special = code
+		default:
+			var ok bool
+			if op, ok = operatorName(code); !ok {
+				return "", false // conversion operators, templates, RTTI...
+			}
+		}
+		s = s[len(code):]
 	}
 	var parts []string // innermost first
 	var memo []string  // fragments that back-references can name
@@ -113,14 +225,16 @@ func undecorateCPP(name string) (string, bool) {
 			s = s[at+1:]
 		}
 	}
-	if len(parts) == 0 {
+	if len(parts) == 0 && op == "" {
 		return "", false
 	}
-	switch special {
-	case "0":
+	switch {
+	case special == "0":
 		parts = append([]string{parts[0]}, parts...)
-	case "1":
+	case special == "1":
 		parts = append([]string{"~" + parts[0]}, parts...)
+	case op != "":
+		parts = append([]string{op}, parts...)
 	}
 	var b strings.Builder
 	for i := len(parts) - 1; i >= 0; i-- {
