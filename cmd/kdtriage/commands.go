@@ -5,7 +5,25 @@ import "github.com/spf13/cobra"
 // commands lists the top-level subcommands. Each lives in its own file.
 func (a *app) commands() []*cobra.Command {
 	return []*cobra.Command{
+		a.analyzeCommand(),
 		a.infoCommand(),
+		a.rulesCommand(a.triageCaseAnalyzer()),
+		a.symbolsCommand(),
 		a.versionCommand(),
 	}
+}
+
+// symbolsCommand groups the symbol tools.
+func (a *app) symbolsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "symbols",
+		Short: "Symbol tools: symbol paths, PDB public symbols, address resolution",
+		Long: `Symbol tools for engineers.
+
+The symbol path uses WinDbg's syntax (srv*CACHE*URL, cache*DIR, plain directories,
+';' lists) and comes from --symbol-path, the config key symbols.path
+(KDTRIAGE_SYMBOLS_PATH) or _NT_SYMBOL_PATH, in that order.`,
+	}
+	cmd.AddCommand(a.symbolsPathCommand(), a.symbolsPublicsCommand(), a.symbolsResolveCommand())
+	return cmd
 }
