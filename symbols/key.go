@@ -140,13 +140,19 @@ const (
 // Validate checks that every part of k is a single, harmless path component:
 // not empty, not "." or "..", no '/' or '\', no NUL or other control
 // characters, no ':' (drive letters, NTFS streams), no trailing dot or space
-// (Windows strips them), at most 255 bytes; the ID must be ASCII letters and
-// digits only.
+// (Windows strips them), at most 255 bytes; the name must not start with
+// ".." (its two-character two-tier prefix would be ".."); the ID must be
+// ASCII letters and digits only.
 func (k Key) Validate() error {
 	for _, p := range []struct{ what, v string }{{"name", k.Name}, {"file", k.File}} {
 		if r := checkComponent(p.v); r != "" {
 			return &KeyError{Key: k.String(), Reason: p.what + " " + r}
 		}
+	}
+	// A two-tier store files Name under its first two characters, which
+	// must not be "..".
+	if strings.HasPrefix(k.Name, "..") {
+		return &KeyError{Key: k.String(), Reason: `name starts with ".."`}
 	}
 	if k.ID == "" {
 		return &KeyError{Key: k.String(), Reason: "empty id"}

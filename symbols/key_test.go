@@ -3,6 +3,7 @@ package symbols
 import (
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"testing"
 )
 
@@ -81,6 +82,7 @@ func TestKeyValidateRejects(t *testing.T) {
 		{"empty id", Key{Name: "a.pdb", ID: "", File: "a.pdb"}},
 		{"dotdot id", Key{Name: "a.pdb", ID: "..", File: "a.pdb"}},
 		{"id with slash", Key{Name: "a.pdb", ID: "AB/../CD", File: "a.pdb"}},
+		{"dotdot prefix (two-tier escape)", Key{Name: "..secret", ID: good.ID, File: "a.pdb"}},
 		{"trailing dot", Key{Name: "a.pdb.", ID: good.ID, File: "a.pdb"}},
 		{"long", Key{Name: string(make([]byte, 300)), ID: good.ID, File: "a.pdb"}},
 		{"image key with dotdot name", ImageKey("..", 1, 2)},
@@ -138,4 +140,32 @@ func TestGUID(t *testing.T) {
 	if err := json.Unmarshal(js, &back); err != nil || back.G != g {
 		t.Errorf("json round trip = %v, %v", back.G, err)
 	}
+}
+
+// FuzzKeyValidate: whatever a dump supplies, a key that passes Validate
+// joins to a path inside the store root, in the plain and two-tier layouts.
+func FuzzKeyValidate(f *testing.F) {
+	f.Add("ntkrnlmp.pdb", "3844DBB920174967BE7AA4A2C20430FA2", "ntkrnlmp.pdb")
+	f.Add("..", "X", "y")
+	f.Add("a", "..", `..\..\b`)
+	f.Add("C:", "1", "x")
+	f.Fuzz(func(t *testing.T, name, id, file string) {
+		k := Key{Name: name, ID: id, File: file}
+		root := "/store/root"
+		p, err := storePath(root, k)
+		if k.Validate() != nil {
+			if err == nil {
+				t.Fatalf("storePath accepted invalid key %q", k)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("valid key %q rejected: %v", k, err)
+		}
+		for _, q := range []string{p, filepath.Join(root, prefix(k.Name), k.Name, k.ID, k.File)} {
+			if !within(root, q) || filepath.Dir(filepath.Dir(filepath.Dir(p))) != root {
+				t.Fatalf("key %q leads to %s, outside %s", k, q, root)
+			}
+		}
+	})
 }

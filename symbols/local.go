@@ -58,15 +58,20 @@ func (d dirLevel) keyDirs(k Key) []string {
 	}
 	two := d.twoTier()
 	var dirs []string
+	add := func(p string) {
+		if within(d.root, p) {
+			dirs = append(dirs, p)
+		}
+	}
 	for _, v := range variants {
 		if two {
 			p := prefix(v.name)
-			dirs = append(dirs, filepath.Join(d.root, p, v.name, v.id))
+			add(filepath.Join(d.root, p, v.name, v.id))
 			if lp := strings.ToLower(p); lp != p {
-				dirs = append(dirs, filepath.Join(d.root, lp, v.name, v.id))
+				add(filepath.Join(d.root, lp, v.name, v.id))
 			}
 		} else {
-			dirs = append(dirs, filepath.Join(d.root, v.name, v.id))
+			add(filepath.Join(d.root, v.name, v.id))
 		}
 	}
 	return dirs

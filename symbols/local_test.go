@@ -131,7 +131,10 @@ func TestKeysCannotEscape(t *testing.T) {
 		{Name: "a\x00", ID: "x", File: "secret"},
 		{Name: "a", ID: "x", File: "../../secret/x/secret"},
 		ImageKey("..", 0, 0),
+		{Name: "..secret", ID: "x", File: "secret"}, // two-tier prefix ".."
 	}
+	put(t, base, "..secret/x/secret", []byte("secret"))
+	put(t, cache, "index2.txt", nil)
 	chain := mustChain(t, "cache*"+cache+";"+root+";srv*"+cache+"*"+root, Options{DefaultCache: cache})
 	for _, k := range hostile {
 		for name, s := range map[string]Store{"dir": NewDirStore(root, Options{DefaultCache: cache}), "chain": chain} {
@@ -148,7 +151,7 @@ func TestKeysCannotEscape(t *testing.T) {
 	// Nothing was created outside the two directories.
 	entries, _ := os.ReadDir(base)
 	for _, e := range entries {
-		if n := e.Name(); n != "store" && n != "cache" && n != "secret" {
+		if n := e.Name(); n != "store" && n != "cache" && n != "secret" && n != "..secret" {
 			t.Errorf("unexpected %s in %s", n, base)
 		}
 	}
@@ -295,5 +298,27 @@ func TestCorpusCompressedStore(t *testing.T) {
 	b := mustRead(t, p)
 	if !bytes.HasPrefix(b, []byte("Microsoft C/C++ MSF 7.00\r\n\x1aDS")) || len(b) != 6590464 {
 		t.Fatalf("unpacked %d bytes starting %q", len(b), b[:min(len(b), 32)])
+	}
+}
+
+// TestCorpusBreakpadStore looks up the Breakpad test symbols, which are in
+// symbol-store layout, through a plain directory element.
+func TestCorpusBreakpadStore(t *testing.T) {
+	dir := filepath.Join(corpusDir(t), "symbols", "breakpad")
+	c := mustChain(t, dir, Options{DefaultCache: t.TempDir()})
+	for _, k := range []Key{
+		BreakpadKey("test_app.pdb", "5A9832E5287241C1838ED98914E9B7FF1"),
+		BreakpadKey("null_read_av", "7b7d1968ff0d47ae4366e9c3a7e1b6750"),
+	} {
+		f, err := c.Locate(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.Exact || !bytes.HasPrefix(mustRead(t, f.Path), []byte("MODULE ")) {
+			t.Errorf("%s: %+v is not an exact hit on a .sym file", k, f)
+		}
+	}
+	if _, err := c.Fetch(context.Background(), BreakpadKey("test_app.pdb", "00000000000000000000000000000000F")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("wrong ID: %v", err)
 	}
 }
