@@ -131,7 +131,6 @@ func analyzeKernel(ctx context.Context, f *kdump.File, opts Options) (*Report, e
 	}
 	if a.set != nil {
 		rep.RuleSetHash = a.set.Hash()
-		rep.Rules.Hash = a.set.Hash()
 	}
 
 	var err error

@@ -114,18 +114,16 @@ func (a *kernelAnalysis) blame() {
 	case rep.Culprit.Frame >= 0 && rep.Stack[rep.Culprit.Frame].Owner != "":
 		rep.Followup = rep.Stack[rep.Culprit.Frame].Owner
 	}
-	if rep.Followup != "" {
-		a.why("Followup %s comes from the rules' owner of the %s", rep.Followup, culpritNoun(rep.Culprit))
-	} else {
+	switch {
+	case rep.Followup == "":
+	case rep.Culprit.Frame >= 0 && rep.Stack[rep.Culprit.Frame].Owner == rep.Followup:
+		a.why("Followup %s is the rules' owner of the blamed frame %d", rep.Followup, rep.Culprit.Frame)
+	default:
+		a.why("Followup %s is the owner a crash-level rule gives", rep.Followup)
+	}
+	if rep.Followup == "" {
 		a.why("no rule gives an owner, so there is no Followup")
 	}
-}
-
-func culpritNoun(c Culprit) string {
-	if c.Frame >= 0 {
-		return fmt.Sprintf("blamed frame %d", c.Frame)
-	}
-	return "crash"
 }
 
 // setFrameCulprit blames frame i.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kdtriage/kdtriage/kdump"
 	"github.com/kdtriage/kdtriage/kdump/kdumptest"
+	"github.com/kdtriage/kdtriage/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -39,6 +40,16 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// goldenRules is the fixed rule set of the golden reports.
+func goldenRules(t testing.TB) *rules.Set {
+	t.Helper()
+	s, err := rules.LoadDir(filepath.Join("testdata", "rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // synthetic builds a kdumptest dump and analyses it.
 func synthetic(t *testing.T, s kdumptest.Spec, opts Options) *Report {
 	t.Helper()
@@ -51,7 +62,7 @@ func synthetic(t *testing.T, s kdumptest.Spec, opts Options) *Report {
 		t.Fatal(err)
 	}
 	if opts.Rules == nil {
-		opts.Rules = defaultRules(t)
+		opts.Rules = goldenRules(t)
 	}
 	rep, err := Analyze(context.Background(), f, opts)
 	if err != nil {
@@ -115,7 +126,7 @@ func TestGoldenSynthetic(t *testing.T) {
 // File names are the corpus base names only (no local paths).
 func TestGoldenCorpus(t *testing.T) {
 	dir := corpusDir(t)
-	set := defaultRules(t)
+	set := goldenRules(t)
 	var reps []*Report
 	for _, row := range readExpected(t, dir) {
 		name := filepath.Base(row.file)

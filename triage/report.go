@@ -279,7 +279,6 @@ type OSInfo struct {
 
 // RulesReport is what the rules contributed.
 type RulesReport struct {
-	Hash        string    `json:"hash,omitempty"`
 	Fired       []RuleHit `json:"fired,omitempty"`
 	Tags        []string  `json:"tags,omitempty"`
 	Queue       string    `json:"queue,omitempty"`
