@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -96,19 +96,10 @@ func (a *app) setup(cmd *cobra.Command) error {
 		if err := v.ReadInConfig(); err != nil {
 			return fmt.Errorf("reading configuration %s: %w", path, err)
 		}
-	} else {
-		v.SetConfigName("kdtriage")
-		v.SetConfigType("yaml")
-		v.AddConfigPath(".")
-		if dir, err := os.UserConfigDir(); err == nil {
-			v.AddConfigPath(dir + "/kdtriage")
-		}
-		v.AddConfigPath("/etc/kdtriage")
+	} else if path := findConfig(); path != "" {
+		v.SetConfigFile(path)
 		if err := v.ReadInConfig(); err != nil {
-			var nf viper.ConfigFileNotFoundError
-			if !errors.As(err, &nf) {
-				return fmt.Errorf("reading configuration %s: %w", v.ConfigFileUsed(), err)
-			}
+			return fmt.Errorf("reading configuration %s: %w", path, err)
 		}
 	}
 
@@ -157,4 +148,23 @@ func (a *app) versionCommand() *cobra.Command {
 			return err
 		},
 	}
+}
+
+// findConfig returns the first kdtriage.yaml (or .yml) in the current
+// directory, the user's configuration directory or /etc/kdtriage.
+func findConfig() string {
+	dirs := []string{"."}
+	if dir, err := os.UserConfigDir(); err == nil {
+		dirs = append(dirs, filepath.Join(dir, "kdtriage"))
+	}
+	dirs = append(dirs, "/etc/kdtriage")
+	for _, d := range dirs {
+		for _, name := range []string{"kdtriage.yaml", "kdtriage.yml"} {
+			p := filepath.Join(d, name)
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				return p
+			}
+		}
+	}
+	return ""
 }
