@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -22,29 +23,30 @@ var driverDir = filepath.Join("..", "..", "testdata", "drivers")
 
 const (
 	drvBase   = 0xfffff80412340000
-	stackHigh = 0xffff850400400000 // one past the highest stack byte
-	stackSize = 0x300000
+	stackHigh = 0xffff850400900000 // one past the highest stack byte
+	stackSize = 0x800000
 )
 
 // link is one step of the synthetic call chain, from the outermost frame
 // inwards: caller calls (or, with interrupt, is interrupted by) callee.
 type link struct {
 	caller, callee string
-	interrupt      bool // callee entered through a machine frame at "AsmInterruptedAt"
+	interrupt      bool   // callee entered through a machine frame at "AsmInterruptedAt"
+	via            string // the call in caller that gives the return address; "" = callee
 }
 
 var driverChain = []link{
-	{"DriverEntry", "CallsAsm", false},
-	{"CallsAsm", "AsmFramePointer", false},
-	{"AsmFramePointer", "AsmInterrupted", false},
-	{"AsmInterrupted", "AsmTrapHandler", true},
-	{"AsmTrapHandler", "AsmFarSaves", false},
-	{"AsmFarSaves", "AsmCallback", false},
-	{"AsmCallback", "FloatWork", false},
-	{"FloatWork", "HugeFrame", false},
-	{"HugeFrame", "LargeFrame", false},
-	{"LargeFrame", "SavesNonVolatiles", false},
-	{"SavesNonVolatiles", "LeafTouch", false},
+	{"DriverEntry", "CallsAsm", false, ""},
+	{"CallsAsm", "AsmFramePointer", false, ""},
+	{"AsmFramePointer", "AsmInterrupted", false, ""},
+	{"AsmInterrupted", "AsmTrapHandler", true, ""},
+	{"AsmTrapHandler", "AsmFarSaves", false, ""},
+	{"AsmFarSaves", "AsmCallback", false, ""},
+	{"AsmCallback", "FloatWork", false, ""},
+	{"FloatWork", "HugeFrame", false, ""},
+	{"HugeFrame", "LargeFrame", false, ""},
+	{"LargeFrame", "SavesNonVolatiles", false, ""},
+	{"SavesNonVolatiles", "LeafTouch", false, ""},
 }
 
 // nonVolatile are the registers a callee must preserve.
@@ -130,7 +132,7 @@ func callSite(t testing.TB, f *pe.File, caller, callee uint32) uint32 {
 	return 0
 }
 
-func newDriverScene(t testing.TB) *driverScene {
+func newDriverScene(t testing.TB, chain []link) *driverScene {
 	f, file := loadDriver(t)
 	rvas := exportRVAs(t, f)
 	s := &driverScene{img: f, file: file, mem: &testMem{}}
@@ -146,8 +148,12 @@ func newDriverScene(t testing.TB) *driverScene {
 	push := func(v uint64) { sp -= 8; s.mem.put64(sp, v) }
 	// The outermost frame: DriverEntry, entered with a zero return address.
 	push(0)
-	for n, l := range driverChain {
+	for n, l := range chain {
 		callerRVA, calleeRVA := rvas[l.caller], rvas[l.callee]
+		viaRVA := calleeRVA
+		if l.via != "" {
+			viaRVA = rvas[l.via]
+		}
 		if callerRVA == 0 || calleeRVA == 0 {
 			t.Fatalf("export missing for %v", l)
 		}
@@ -169,7 +175,7 @@ func newDriverScene(t testing.TB) *driverScene {
 			push(ip)           // RIP
 			push(0xE0000000EE) // error code
 		} else {
-			ip = drvBase + uint64(callSite(t, f, callerRVA, calleeRVA))
+			ip = drvBase + uint64(callSite(t, f, callerRVA, viaRVA))
 			push(ip)
 		}
 		// The caller's frame as the walk must see it.
@@ -224,7 +230,7 @@ func newDriverScene(t testing.TB) *driverScene {
 		}
 	}
 	// The innermost frame: LeafTouch at its first instruction.
-	last := driverChain[len(driverChain)-1].callee
+	last := chain[len(chain)-1].callee
 	ctx := &kdump.Context{Machine: kdump.MachineAMD64, PC: drvBase + uint64(rvas[last])}
 	copy(ctx.GPR[:], regs[:])
 	ctx.GPR[kdump.RegRSP] = sp
@@ -284,7 +290,7 @@ func pdbNames(t testing.TB) func(uint64) string {
 // found by unwind data (or the machine frame), with the right IP, SP and
 // non-volatile registers.
 func TestDriverWalk(t *testing.T) {
-	s := newDriverScene(t)
+	s := newDriverScene(t, driverChain)
 	names := pdbNames(t)
 	t.Run("dir", func(t *testing.T) {
 		frames, err := Walk(context.Background(), Input{Context: s.ctx, Memory: s.mem, Modules: []kdump.Module{s.mod},
@@ -323,4 +329,123 @@ func TestDriverWalk(t *testing.T) {
 			}
 		}
 	})
+}
+
+// BenchmarkWalk30 unwinds a 30-frame stack through the test driver with
+// its unwind tables (the driver's call chain repeated; one machine frame
+// per round).
+func BenchmarkWalk30(b *testing.B) {
+	var chain []link
+	for range 2 {
+		// SavesNonVolatiles "calls" DriverEntry through its call to LeafTouch.
+		chain = append(chain, driverChain[:len(driverChain)-1]...)
+		chain = append(chain, link{"SavesNonVolatiles", "DriverEntry", false, "LeafTouch"})
+	}
+	chain = append(chain, driverChain...)
+	s := newDriverScene(b, chain)
+	f, err := pe.NewFile(bytes.NewReader(s.file))
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := fixedImage{f}
+	in := Input{Context: s.ctx, Memory: s.mem, Modules: []kdump.Module{s.mod}, Images: img, MaxFrames: 30, NoScan: true}
+	frames, err := Walk(context.Background(), in)
+	if err != nil || len(frames) != 30 {
+		for _, fr := range frames {
+			b.Logf("%v ip %#x sp %#x", fr, fr.IP, fr.SP)
+		}
+		b.Fatalf("%d frames, %v", len(frames), err)
+	}
+	for i, fr := range frames[1:] {
+		if fr.FoundBy != FoundByUnwind && fr.FoundBy != FoundByTrapFrame || fr.IP != s.expect[i+1].ip {
+			b.Fatalf("frame %d: %v", i+1, fr)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Walk(context.Background(), in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/30, "ns/frame")
+}
+
+// fixedImage serves one already-parsed image.
+type fixedImage struct{ f *pe.File }
+
+func (fi fixedImage) Image(context.Context, kdump.Module) (*pe.File, error) { return fi.f, nil }
+
+// TestDriverEpilog starts the walk inside AsmFramePointer's epilog, after
+// "lea rsp,[rbp+0x20]; pop rbx" (where the unwind codes no longer describe
+// the stack): the walker must emulate the rest of the epilog.
+func TestDriverEpilog(t *testing.T) {
+	chain := driverChain[:2] // DriverEntry -> CallsAsm -> AsmFramePointer
+	s := newDriverScene(t, chain)
+	rvas := exportRVAs(t, s.img)
+	// Find "pop rbp; ret" (5D C3) in AsmFramePointer.
+	rf, _, _ := s.img.LookupFunction(rvas["AsmFramePointer"])
+	code := make([]byte, rf.End-rf.Begin)
+	if err := s.img.ReadRVA(code, rf.Begin); err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(code, []byte{0x5D, 0xC3})
+	if at < 0 {
+		t.Fatal("no pop rbp; ret in AsmFramePointer")
+	}
+	caller := s.expect[1] // CallsAsm
+	c := *s.ctx
+	c.PC = drvBase + uint64(rf.Begin) + uint64(at)
+	c.GPR[kdump.RegRSP] = caller.sp - 16 // saved rbp, then the return address
+	c.GPR[kdump.RegRBX] = caller.regs[kdump.RegRBX]
+	c.GPR[kdump.RegRBP] = 0xBAD
+	frames, err := Walk(context.Background(), Input{Context: &c, Memory: s.mem, Modules: []kdump.Module{s.mod},
+		Images: DirImages{Dir: driverDir}, NoScan: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != 3 {
+		t.Fatalf("frames %v", frames)
+	}
+	f := frames[1]
+	if f.IP != caller.ip || f.SP != caller.sp || f.FoundBy != FoundByUnwind || f.Context.GPR[kdump.RegRBP] != caller.regs[kdump.RegRBP] {
+		t.Errorf("frame 1 %v ip %#x sp %#x rbp %#x; want ip %#x sp %#x rbp %#x", f, f.IP, f.SP, f.Context.GPR[kdump.RegRBP], caller.ip, caller.sp, caller.regs[kdump.RegRBP])
+	}
+}
+
+// TestDriverRebuild rebuilds the test driver with build.sh when clang and
+// lld-link are installed and checks that the committed binary is what the
+// sources give: same exports and the same unwind data.
+func TestDriverRebuild(t *testing.T) {
+	for _, tool := range []string{"clang", "lld-link", "sh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian packages clang and lld)", tool)
+		}
+	}
+	out := t.TempDir()
+	cmd := exec.Command("sh", filepath.Join(driverDir, "build.sh"), out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build.sh: %v\n%s", err, b)
+	}
+	committed, _ := loadDriver(t)
+	rebuilt, err := pe.Open(filepath.Join(out, "kdtdrv.sys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rebuilt.Close()
+	if fmt.Sprint(exportRVAs(t, committed)) != fmt.Sprint(exportRVAs(t, rebuilt)) {
+		t.Errorf("exports differ: rebuild the committed driver with build.sh")
+	}
+	a, err1 := committed.RuntimeFunctions()
+	b, err2 := rebuilt.RuntimeFunctions()
+	if err1 != nil || err2 != nil || len(a) != len(b) {
+		t.Fatalf("pdata: %v %v %d %d", err1, err2, len(a), len(b))
+	}
+	for i := range a {
+		u1, _ := committed.UnwindChain(a[i])
+		u2, _ := rebuilt.UnwindChain(b[i])
+		if a[i] != b[i] || fmt.Sprint(u1[0].Codes) != fmt.Sprint(u2[0].Codes) {
+			t.Errorf("function %#x differs from the rebuilt one", a[i].Begin)
+		}
+	}
 }
