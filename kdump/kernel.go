@@ -103,14 +103,18 @@ func (f *File) readKDBG(keys *KDBGKeys) (*KDBG, error) {
 	if size < 0x18 || size > maxKDBGSize {
 		return nil, formatErr(-1, "KDBG", "block size %#x at %#x is out of range", size, va)
 	}
+	// A block cut short by a missing page still gives its first fields;
+	// ParseKDBG leaves the rest zero.
 	b := make([]byte, (size+7)&^7)
-	if _, err := f.mem.ReadVirtual(b, va); err != nil {
+	n, err := f.mem.ReadVirtual(b, va)
+	if n < 0x18 {
 		return nil, &FormatError{Offset: -1, What: "KDBG", Msg: fmt.Sprintf("cannot read the %#x-byte block at %#x", size, va), Err: err}
 	}
+	b = b[:min(n, int(size))]
 	if encoded {
 		DecodeKDBG(b, *keys)
 	}
-	k, err := ParseKDBG(b[:size], va)
+	k, err := ParseKDBG(b, va)
 	if err != nil {
 		return nil, err
 	}

@@ -193,7 +193,7 @@ func (m *memoryDump) initRuns(f *File) error {
 	off := uint64(h.Size())
 	var total uint64
 	for i, r := range h.Runs[:h.NumberOfRuns] {
-		at := descOff + 8 + int64(i)*16
+		at := descOff + 0x10 + int64(i)*16
 		if h.Format == FormatKernel32 {
 			at = descOff + 8 + int64(i)*8
 		}
