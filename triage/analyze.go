@@ -12,6 +12,7 @@ import (
 
 	"github.com/kdtriage/kdtriage/kdump"
 	"github.com/kdtriage/kdtriage/rules"
+	"github.com/kdtriage/kdtriage/triage/stack"
 )
 
 // Symbolizer names code addresses. The symbols package provides one that
@@ -49,6 +50,9 @@ type Options struct {
 	Source SourceInfo
 	// LegacyBucket also fills the legacy BUCKET_ID (X64_ prefix, offsets).
 	LegacyBucket bool
+	// Images supplies module images (unwind tables, code bytes) to the
+	// stack walker; nil: images mapped in the dump's memory only.
+	Images stack.Images
 }
 
 // Analyze analyses one dump and returns its report. The report is complete
@@ -432,7 +436,10 @@ func (a *kernelAnalysis) faultingIP() (uint64, int, bool) {
 
 // buildStack walks the stack from c and names every frame.
 func (a *kernelAnalysis) buildStack(c *kdump.Context) {
-	raw := walkStack(a.mem, c, a.mods)
+	raw, errs := walkStack(a.ctx, a.mem, c, a.mods, a.opts.Images)
+	for _, err := range errs {
+		a.problem("stack walk: %v", err)
+	}
 	if ip, n, ok := a.faultingIP(); ok {
 		if raw[0].ip != ip {
 			// The context is not the fault's (usually KeBugCheckEx): put
