@@ -32,6 +32,7 @@ type mdmpException struct {
 	// CrashReason and CrashAddress are Breakpad-style: for access
 	// violations EXCEPTION_ACCESS_VIOLATION_WRITE and the target address.
 	CrashReason  string `json:"crash_reason,omitempty"`
+	CrashDetail  string `json:"crash_detail,omitempty"`
 	CrashAddress hexU64 `json:"crash_address"`
 	AccessType   string `json:"access_type,omitempty"`
 	FaultModule  string `json:"fault_module,omitempty"`
@@ -159,7 +160,7 @@ func mdmpExtra(f *minidump.File) map[string]any {
 	}
 	if e, err := f.Exception(); err == nil {
 		ex := mdmpException{Code: hexU64(e.Code), Name: minidump.ExceptionCode(e.Code).Name(), Address: hexU64(e.Address),
-			ThreadID: hexU64(e.ThreadID), Flags: hexU64(e.Flags), CrashReason: f.CrashReason()}
+			ThreadID: hexU64(e.ThreadID), Flags: hexU64(e.Flags), CrashReason: f.CrashReason(), CrashDetail: f.CrashDetail()}
 		for _, p := range e.Information {
 			ex.Parameters = append(ex.Parameters, hexU64(p))
 		}
@@ -239,7 +240,11 @@ func writeMDMPInfoText(w io.Writer, j *infoJSON, f *minidump.File) error {
 		p("Process", "%s", j.Process)
 	}
 	if e, err := f.Exception(); err == nil {
-		p("Exception", "%#08x %s at %#x, thread %#x", e.Code, f.CrashReason(), e.Address, e.ThreadID)
+		reason := f.CrashReason()
+		if d := f.CrashDetail(); d != "" {
+			reason += " / " + d
+		}
+		p("Exception", "%#08x %s at %#x, thread %#x", e.Code, reason, e.Address, e.ThreadID)
 		if av := f.AccessViolation(); av != nil {
 			p("  Access", "%s of %#x", strings.ToLower(av.Kind.String()), av.Address)
 		}

@@ -165,6 +165,13 @@ func (a *AccessViolation) String() string {
 	return s
 }
 
+// AddressKnown reports whether Address is the real target: for a
+// general-protection fault (a non-canonical address on x64) Windows
+// reports all ones instead.
+func (a *AccessViolation) AddressKnown() bool {
+	return a.Address != ^uint64(0) && a.Address != 0xFFFFFFFF
+}
+
 // IsNull reports whether the target address is in the first 64 KiB: a NULL
 // (or NULL-plus-offset) dereference.
 func (a *AccessViolation) IsNull() bool { return a.Address < 0x10000 }
@@ -289,6 +296,77 @@ func (f *File) MainModule() *Module {
 func (f *File) ProcessName() string {
 	if m := f.MainModule(); m != nil {
 		return m.BaseName()
+	}
+	return ""
+}
+
+// fastFailNames are the __fastfail codes of winnt.h (ExceptionInformation[0]
+// of STATUS_STACK_BUFFER_OVERRUN).
+var fastFailNames = map[uint64]string{
+	0: "FAST_FAIL_LEGACY_GS_VIOLATION", 1: "FAST_FAIL_VTGUARD_CHECK_FAILURE", 2: "FAST_FAIL_STACK_COOKIE_CHECK_FAILURE",
+	3: "FAST_FAIL_CORRUPT_LIST_ENTRY", 4: "FAST_FAIL_INCORRECT_STACK", 5: "FAST_FAIL_INVALID_ARG",
+	6: "FAST_FAIL_GS_COOKIE_INIT", 7: "FAST_FAIL_FATAL_APP_EXIT", 8: "FAST_FAIL_RANGE_CHECK_FAILURE",
+	9: "FAST_FAIL_UNSAFE_REGISTRY_ACCESS", 10: "FAST_FAIL_GUARD_ICALL_CHECK_FAILURE", 11: "FAST_FAIL_GUARD_WRITE_CHECK_FAILURE",
+	12: "FAST_FAIL_INVALID_FIBER_SWITCH", 13: "FAST_FAIL_INVALID_SET_OF_CONTEXT", 14: "FAST_FAIL_INVALID_REFERENCE_COUNT",
+	18: "FAST_FAIL_INVALID_JUMP_BUFFER", 19: "FAST_FAIL_MRDATA_MODIFIED", 20: "FAST_FAIL_CERTIFICATION_FAILURE",
+	21: "FAST_FAIL_INVALID_EXCEPTION_CHAIN", 22: "FAST_FAIL_CRYPTO_LIBRARY", 23: "FAST_FAIL_INVALID_CALL_IN_DLL_CALLOUT",
+	24: "FAST_FAIL_INVALID_IMAGE_BASE",
+}
+
+// FastFailName returns the name of a __fastfail code, or "" if unknown.
+func FastFailName(code uint64) string { return fastFailNames[code] }
+
+// Linux si_code values per signal (the exception flags of Breakpad's Linux
+// dumps).
+var linuxSigCodes = map[uint32]map[uint32]string{
+	4:  {1: "ILL_ILLOPC", 2: "ILL_ILLOPN", 3: "ILL_ILLADR", 4: "ILL_ILLTRP", 5: "ILL_PRVOPC", 6: "ILL_PRVREG", 7: "ILL_COPROC", 8: "ILL_BADSTK"},
+	7:  {1: "BUS_ADRALN", 2: "BUS_ADRERR", 3: "BUS_OBJERR"},
+	8:  {1: "FPE_INTDIV", 2: "FPE_INTOVF", 3: "FPE_FLTDIV", 4: "FPE_FLTOVF", 5: "FPE_FLTUND", 6: "FPE_FLTRES", 7: "FPE_FLTINV", 8: "FPE_FLTSUB"},
+	11: {1: "SEGV_MAPERR", 2: "SEGV_ACCERR", 3: "SEGV_BNDERR", 4: "SEGV_PKUERR"},
+}
+
+// CrashDetail returns the sub-reason of the crash when the dump records
+// one: the __fastfail code of STATUS_STACK_BUFFER_OVERRUN (e.g.
+// FAST_FAIL_FATAL_APP_EXIT), the I/O status of an in-page error, the Linux
+// si_code (e.g. SEGV_MAPERR) or the Mach kern_return_t of EXC_BAD_ACCESS
+// (KERN_INVALID_ADDRESS, KERN_PROTECTION_FAILURE). It returns "" otherwise.
+func (f *File) CrashDetail() string {
+	e, err := f.Exception()
+	if err != nil {
+		return ""
+	}
+	plat := PlatformWinNT
+	if s, err := f.SystemInfo(); err == nil {
+		plat = s.PlatformID
+	}
+	switch plat {
+	case PlatformLinux, PlatformAndroid:
+		return linuxSigCodes[e.Code][e.Flags]
+	case PlatformMacOS, PlatformIOS:
+		if e.Code == 1 { // EXC_BAD_ACCESS
+			switch e.Flags {
+			case 1:
+				return "KERN_INVALID_ADDRESS"
+			case 2:
+				return "KERN_PROTECTION_FAILURE"
+			case 13:
+				return "EXC_I386_GPFLT"
+			}
+		}
+		return ""
+	}
+	switch ExceptionCode(e.Code) {
+	case StatusStackBufferOverrun:
+		if len(e.Information) > 0 {
+			if n := FastFailName(e.Information[0]); n != "" {
+				return n
+			}
+			return fmt.Sprintf("FAST_FAIL_%d", e.Information[0])
+		}
+	case StatusInPageError:
+		if av := f.AccessViolation(); av != nil {
+			return fmt.Sprintf("%#08x", av.Status)
+		}
 	}
 	return ""
 }

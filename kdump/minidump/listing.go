@@ -248,6 +248,11 @@ func (f *File) WriteListing(w io.Writer) error {
 		if av := f.AccessViolation(); av != nil {
 			fmt.Fprintf(bw, "  %s\n", av)
 		}
+		if d := f.CrashDetail(); d != "" {
+			fmt.Fprintf(bw, "  Crash reason %s / %s\n", f.CrashReason(), d)
+		} else {
+			fmt.Fprintf(bw, "  Crash reason %s\n", f.CrashReason())
+		}
 	}
 	if ts, err := f.Threads(); err == nil && len(ts) > 0 {
 		fmt.Fprintf(bw, "\nThreads (%d):\n", len(ts))
