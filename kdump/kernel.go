@@ -240,10 +240,15 @@ func readPEHeader(m Memory, base uint64) (ts, sum, size uint32, ok bool) {
 }
 
 // kernelUnloadedModules reads the kernel's unloaded-driver records through
-// KDBG.MmUnloadedDrivers (a pointer to an array of UNLOADED_DRIVERS:
-// UNICODE_STRING Name, Start, End, LARGE_INTEGER time) and
-// KDBG.MmLastUnloadedDriver (the number of slots used). Records that do
-// not look sane (empty or over-long names, an empty range) are skipped.
+// KDBG.MmUnloadedDrivers (a pointer to the kernel's circular array of
+// MI_UNLOADED_DRIVERS UNLOADED_DRIVERS records: UNICODE_STRING Name,
+// StartAddress, EndAddress, LARGE_INTEGER CurrentTime) and
+// KDBG.MmLastUnloadedDriver (the slot the next record goes to). The records
+// are returned oldest first: slots [last, 50) hold older records once the
+// array has wrapped, slots [0, last) the newest. This layout is not in
+// dump-formats.md (it is the public UNLOADED_DRIVERS type); records that do
+// not look sane (no name, an empty or huge range) are skipped, and slots
+// past MmLastUnloadedDriver that cannot be read are ignored.
 func (f *File) kernelUnloadedModules() ([]UnloadedModule, error) {
 	k, err := f.kernelKDBG()
 	if err != nil {
@@ -258,34 +263,59 @@ func (f *File) kernelUnloadedModules() ([]UnloadedModule, error) {
 	if err != nil {
 		return nil, &FormatError{Offset: -1, What: "unloaded drivers", Msg: "cannot read MmUnloadedDrivers", Err: err}
 	}
-	count, err := ReadU32(m, f.kptr(k.MmLastUnloadedDriver))
+	last, err := ReadU32(m, f.kptr(k.MmLastUnloadedDriver))
 	if err != nil {
 		return nil, &FormatError{Offset: -1, What: "unloaded drivers", Msg: "cannot read MmLastUnloadedDriver", Err: err}
 	}
-	if arr == 0 || count == 0 {
+	if arr == 0 {
 		return nil, nil
 	}
-	count = min(count, unloadedSlots)
+	if last > unloadedSlots {
+		return nil, formatErr(-1, "unloaded drivers", "MmLastUnloadedDriver %d exceeds the %d slots", last, unloadedSlots)
+	}
 	stride, startOff := uint64(0x28), uint64(0x10) // x64: UNICODE_STRING(16) Start End Time
 	if ptr == 4 {
 		stride, startOff = 0x18, 0x8
 	}
-	var out []UnloadedModule
-	for i := range uint64(count) {
+	read := func(i uint64) (UnloadedModule, bool, error) {
 		e := arr + i*stride
 		name, err := ReadUnicodeString(m, e, ptr)
 		if err != nil {
-			return out, &FormatError{Offset: -1, What: "unloaded drivers", Msg: fmt.Sprintf("cannot read record %d at %#x", i, e), Err: err}
+			return UnloadedModule{}, false, &FormatError{Offset: -1, What: "unloaded drivers", Msg: fmt.Sprintf("cannot read record %d at %#x", i, e), Err: err}
 		}
 		start, err1 := ReadPointer(m, e+startOff, ptr)
 		end, err2 := ReadPointer(m, e+startOff+uint64(ptr), ptr)
 		if err := errors.Join(err1, err2); err != nil {
-			return out, &FormatError{Offset: -1, What: "unloaded drivers", Msg: fmt.Sprintf("cannot read record %d at %#x", i, e), Err: err}
+			return UnloadedModule{}, false, &FormatError{Offset: -1, What: "unloaded drivers", Msg: fmt.Sprintf("cannot read record %d at %#x", i, e), Err: err}
 		}
-		if name == "" || end <= start {
-			continue
+		if name == "" || end <= start || end-start > 1<<32 {
+			return UnloadedModule{}, false, nil
 		}
-		out = append(out, UnloadedModule{Name: name, Start: start, End: end})
+		for _, r := range name {
+			if r < 0x20 || r == 0xFFFD {
+				return UnloadedModule{}, false, nil
+			}
+		}
+		return UnloadedModule{Name: name, Start: start, End: end}, true, nil
+	}
+	var out []UnloadedModule
+	for i := uint64(last); i < unloadedSlots; i++ { // older records, once wrapped
+		u, ok, err := read(i)
+		if err != nil {
+			break
+		}
+		if ok {
+			out = append(out, u)
+		}
+	}
+	for i := range uint64(last) {
+		u, ok, err := read(i)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			out = append(out, u)
+		}
 	}
 	return out, nil
 }

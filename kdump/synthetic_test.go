@@ -247,6 +247,9 @@ func TestSyntheticVariants(t *testing.T) {
 		{"arm64 3 GiB complete RDMP", kdumptest.Spec{Arch: kdumptest.ARM64, Kind: kdumptest.RDMPComplete, MemoryBytes: 3 << 30}},
 		{"x86 PAE 6 GiB FDMP", kdumptest.Spec{Arch: kdumptest.X86PAE, Kind: kdumptest.BitmapFull, MemoryBytes: 6 << 30}},
 		{"x86 4 GiB SDMP", kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.BitmapKernel, MemoryBytes: 4 << 30}},
+		{"unloaded drivers wrapped", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.BitmapKernel, Unloaded: manyUnloaded(60, 0xfffff80490000000)}},
+		{"unloaded drivers, x86, 50", kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.Full, Unloaded: manyUnloaded(50, 0x9a000000)}},
+		{"unloaded drivers, triage", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Triage, Unloaded: manyUnloaded(60, 0xfffff80490000000)}},
 		{"no unloaded drivers", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Full, Unloaded: []kdumptest.Unloaded{}}},
 		{"one module", kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.RDMPKernelUser, Modules: kdumptest.DefaultModules(kdumptest.X86)[:1]}},
 		{"process name", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.BitmapKernel, ProcessName: "explorer.exe"}},
@@ -699,4 +702,13 @@ func TestSyntheticConcurrent(t *testing.T) {
 			}
 		}
 	}
+}
+
+func manyUnloaded(n int, base uint64) []kdumptest.Unloaded {
+	var out []kdumptest.Unloaded
+	for i := range n {
+		start := base + uint64(i)*0x100000
+		out = append(out, kdumptest.Unloaded{Name: fmt.Sprintf("drv%02d.sys", i), Start: start, End: start + 0x8000 + uint64(i)*0x1000})
+	}
+	return out
 }

@@ -442,17 +442,19 @@ func buildObjects(s Spec) (*objects, error) {
 	}
 
 	// Unloaded drivers.
-	o.unlArray = o.alloc(unloadedSlotsFor(len(s.Unloaded))*lay.unlStride, 0x10)
+	// The kernel's array has 50 slots; records go to slot
+	// MmLastUnloadedDriver, wrapping around (the oldest are overwritten).
+	o.unlArray = o.alloc(unloadedSlots*lay.unlStride, 0x10)
 	for i, u := range s.Unloaded {
-		e := o.unlArray + uint64(i*lay.unlStride)
+		e := o.unlArray + uint64(i%unloadedSlots*lay.unlStride)
 		o.putUnicode(e, u.Name)
 		o.putPtr(e+2*ptr, u.Start)
 		o.putPtr(e+3*ptr, u.End)
 		o.v.u64(e+4*ptr, 0x01D6A2B3C4D5E6F7)
 	}
-	f.Unloaded = append([]Unloaded(nil), s.Unloaded...)
+	f.Unloaded = append([]Unloaded(nil), s.Unloaded[max(0, len(s.Unloaded)-unloadedSlots):]...)
 	o.putPtr(mmUnloaded, o.unlArray)
-	o.v.u32(mmLast, uint32(len(s.Unloaded)))
+	o.v.u32(mmLast, uint32(len(s.Unloaded)%unloadedSlots))
 
 	// KDBG.
 	kd := make([]byte, 0x380)
@@ -508,7 +510,8 @@ func buildObjects(s Spec) (*objects, error) {
 	return o, nil
 }
 
-func unloadedSlotsFor(n int) int { return max(n, 1) }
+// unloadedSlots is MI_UNLOADED_DRIVERS.
+const unloadedSlots = 50
 
 // writePE writes a minimal PE header at the module's base.
 func (o *objects) writePE(m Module) {
