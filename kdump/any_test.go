@@ -55,6 +55,11 @@ func TestOpenAnyUserCorpus(t *testing.T) {
 			if c.Machine != d.Machine() || c.IP() == 0 {
 				t.Errorf("context: machine %v ip %#x", c.Machine, c.IP())
 			}
+			// On Windows the exception context's IP is the exception address
+			// (elsewhere the exception address is the faulting data address).
+			if e, err := u.Minidump().Exception(); err == nil && si.PlatformID == minidump.PlatformWinNT && c.IP() != e.Address {
+				t.Errorf("context ip %#x, exception address %#x", c.IP(), e.Address)
+			}
 			// The crashing thread's stack is in memory at its SP (when the
 			// writer stored a stack covering SP).
 			mem := d.Memory()
