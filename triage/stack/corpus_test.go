@@ -52,6 +52,11 @@ func TestTriageX64NoSymbols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The CONTEXT named by P4 of 0x1000007E is the one the header holds.
+	starts, errs := BugCheckStarts(d.Machine(), d.BugCheck().Code, d.BugCheck().Params, d.Memory())
+	if len(errs) != 0 || len(starts) != 1 || starts[0].Source != "CONTEXT (P4)" || *starts[0].Context != *c {
+		t.Errorf("BugCheckStarts = %+v, %v; want the header context from P4", starts, errs)
+	}
 	tri := d.Triage()
 	stackLow, stackHigh := tri.TopOfStack, tri.TopOfStack+uint64(tri.SizeOfCallStack)
 	for _, tc := range []struct {

@@ -85,3 +85,60 @@ func ContextAt(mem kdump.Memory, m kdump.Machine, va uint64) (*kdump.Context, er
 	}
 	return c, nil
 }
+
+// Start is a register context to start a walk from and where it came from.
+type Start struct {
+	// Source says which record it is, e.g. "CONTEXT (P4)" or
+	// "KTRAP_FRAME (P3)".
+	Source  string
+	Address uint64 // the record's address
+	Context *kdump.Context
+}
+
+// BugCheckStarts returns the starting contexts named by a bug check's
+// parameters, read from mem: the CONTEXT of 0x3B (P3) and 0x7E (P4), the
+// KTRAP_FRAME of 0x8E (P3) and 0x139 (P2), x64 only for trap frames. The
+// "_M" variants (0x1000xxxx) are handled like the plain codes. Records that
+// cannot be read are reported in errs; codes without such a parameter give
+// nothing.
+func BugCheckStarts(m kdump.Machine, code uint32, params [4]uint64, mem kdump.Memory) (starts []Start, errs []error) {
+	type ref struct {
+		param int
+		trap  bool
+	}
+	var refs []ref
+	switch code &^ 0x10000000 {
+	case 0x3B: // SYSTEM_SERVICE_EXCEPTION
+		refs = []ref{{2, false}}
+	case 0x7E: // SYSTEM_THREAD_EXCEPTION_NOT_HANDLED
+		refs = []ref{{3, false}}
+	case 0x8E: // KERNEL_MODE_EXCEPTION_NOT_HANDLED
+		refs = []ref{{2, true}}
+	case 0x139: // KERNEL_SECURITY_CHECK_FAILURE
+		refs = []ref{{1, true}}
+	}
+	for _, r := range refs {
+		va := params[r.param]
+		if va == 0 {
+			continue
+		}
+		var c *kdump.Context
+		var err error
+		src := fmt.Sprintf("CONTEXT (P%d)", r.param+1)
+		if r.trap {
+			if m != kdump.MachineAMD64 {
+				continue
+			}
+			src = fmt.Sprintf("KTRAP_FRAME (P%d)", r.param+1)
+			c, err = TrapFrameContext(mem, va)
+		} else {
+			c, err = ContextAt(mem, m, va)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s at %#x: %w", src, va, err))
+			continue
+		}
+		starts = append(starts, Start{Source: src, Address: va, Context: c})
+	}
+	return starts, errs
+}

@@ -295,3 +295,44 @@ func TestWalkLimits(t *testing.T) {
 		t.Errorf("non-canonical words gave frames %v", frames)
 	}
 }
+
+func TestBugCheckStarts(t *testing.T) {
+	mem := &testMem{}
+	var tf [KTrapFrameSizeAMD64]byte
+	binary.LittleEndian.PutUint64(tf[0x168:], 0xfffff80400001234)
+	binary.LittleEndian.PutUint64(tf[0x180:], 0xffff800000000f00)
+	mem.add(0xffff850400001000, tf[:])
+	ctx := make([]byte, kdump.ContextSizeAMD64)
+	binary.LittleEndian.PutUint64(ctx[0xF8:], 0xfffff80400005678)
+	binary.LittleEndian.PutUint64(ctx[0x98:], 0xffff800000002000)
+	mem.add(0xffff850400003000, ctx)
+	tests := []struct {
+		code   uint32
+		params [4]uint64
+		source string
+		ip     uint64
+		errs   int
+	}{
+		{0x1000008E, [4]uint64{0xc0000005, 0, 0xffff850400001000, 0}, "KTRAP_FRAME (P3)", 0xfffff80400001234, 0},
+		{0x139, [4]uint64{3, 0xffff850400001000, 0, 0}, "KTRAP_FRAME (P2)", 0xfffff80400001234, 0},
+		{0x3B, [4]uint64{0xc0000005, 0, 0xffff850400003000, 0}, "CONTEXT (P3)", 0xfffff80400005678, 0},
+		{0x7E, [4]uint64{0xc0000005, 0, 0, 0xffff850400003000}, "CONTEXT (P4)", 0xfffff80400005678, 0},
+		{0x7E, [4]uint64{0xc0000005, 0, 0, 0xffff850400009000}, "", 0, 1},
+		{0xD1, [4]uint64{1, 2, 0, 0xfffff80400001234}, "", 0, 0},
+	}
+	for _, tc := range tests {
+		starts, errs := BugCheckStarts(kdump.MachineAMD64, tc.code, tc.params, mem)
+		if len(errs) != tc.errs {
+			t.Errorf("%#x: errors %v", tc.code, errs)
+		}
+		if tc.source == "" {
+			if len(starts) != 0 {
+				t.Errorf("%#x: starts %+v", tc.code, starts)
+			}
+			continue
+		}
+		if len(starts) != 1 || starts[0].Source != tc.source || starts[0].Context.PC != tc.ip {
+			t.Errorf("%#x: starts %+v, want %s ip %#x", tc.code, starts, tc.source, tc.ip)
+		}
+	}
+}
