@@ -168,7 +168,7 @@ func checkRanges(t *testing.T, f *File, facts *kdumptest.Facts) {
 func checkPaging(t *testing.T, f *File, facts *kdumptest.Facts) {
 	t.Helper()
 	want := map[kdumptest.Arch]PagingMode{kdumptest.AMD64: PagingX64, kdumptest.X86PAE: PagingPAE, kdumptest.X86: PagingX86, kdumptest.ARM64: PagingARM64}[facts.Arch]
-	if f.PagingMode() != want {
+	if f.PagingMode() != want || want.String() != facts.Arch.String() {
 		t.Errorf("paging %v, want %v", f.PagingMode(), want)
 	}
 	probe := func(name string, va, pa, size uint64, transition bool) {
@@ -191,11 +191,23 @@ func checkPaging(t *testing.T, f *File, facts *kdumptest.Facts) {
 	probe("large page", facts.LargePageVA, facts.LargePagePA, facts.LargePageSize, false)
 	probe("1 GiB page", facts.HugePageVA, facts.HugePagePA, 1<<30, false)
 	probe("transition", facts.TransitionVA, facts.TransitionPA, PageSize, true)
-	if facts.PrototypeVA != 0 {
-		_, err := f.Translate(facts.PrototypeVA)
+	for va, reason := range map[uint64]string{facts.PrototypeVA: "paged out (prototype PTE)", facts.PageFileVA: "in the page file"} {
+		if va == 0 {
+			continue
+		}
+		_, err := f.Translate(va)
 		var pf *PageFaultError
-		if !errors.As(err, &pf) || !IsNotPresent(err) || pf.Level != 1 {
-			t.Errorf("prototype PTE: %v", err)
+		if !errors.As(err, &pf) || !IsNotPresent(err) || pf.Level != 1 || pf.Reason != reason || pf.VA != va || pf.Error() == "" {
+			t.Errorf("PTE at %#x: %v, want %s", va, err, reason)
+		}
+	}
+	if facts.Machine == 0x14C {
+		if _, err := f.Translate(0x100000000 | facts.KernBase); !IsNotPresent(err) {
+			t.Errorf("a 33-bit address on x86: %v", err)
+		}
+		// Sign-extended 32-bit addresses are accepted.
+		if tr, err := f.Translate(0xFFFFFFFF00000000 | facts.LargePageVA); err != nil || tr.PA != facts.LargePagePA {
+			t.Errorf("sign-extended address: %+v %v", tr, err)
 		}
 	}
 	// A valid PTE to a page the dump does not store.

@@ -616,6 +616,8 @@ func (o *objects) writeMemoryDump() (*Image, error) {
 		pg.setEntry(f.TransitionVA, pg.leafDepth(), tv)
 		f.PrototypeVA = o.plan.probe + 0x1000
 		pg.setEntry(f.PrototypeVA, pg.leafDepth(), 0x12345400)
+		f.PageFileVA = o.plan.probe + 0x3000
+		pg.setEntry(f.PageFileVA, pg.leafDepth(), 0x2345000|1<<1|0x80) // page-file number and offset, not valid
 	}
 	f.AbsentVA = o.plan.probe + 0x2000
 	pg.map4K(f.AbsentVA, holePFN*pageSize)

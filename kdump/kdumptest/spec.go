@@ -201,6 +201,7 @@ type Facts struct {
 	HugePageVA, HugePagePA     uint64 // inside a 1 GiB mapping; 0 when memory < 2 GiB or x86
 	TransitionVA, TransitionPA uint64 // mapped by a transition PTE (x86, x64); 0 otherwise
 	PrototypeVA                uint64 // a prototype PTE (x86, x64): not readable; 0 otherwise
+	PageFileVA                 uint64 // a page-file PTE (x86, x64): not readable; 0 otherwise
 	AbsentVA                   uint64 // a valid PTE to a page no dump stores
 	// StoredPages is the number of physical pages the dump stores.
 	StoredPages uint64
