@@ -343,3 +343,28 @@ func TestCorpusBasic32(t *testing.T) {
 		t.Fatalf("MSF says %d blocks of %d bytes, file has %d bytes", numBlocks, blockSize, len(got))
 	}
 }
+
+// BenchmarkMSZIP unpacks a 4 MiB file from 128 MSZIP blocks.
+func BenchmarkMSZIP(b *testing.B) {
+	data := repetitive(5, 4<<20)
+	for i := 0; i < len(data); i += 4096 { // make it less trivially compressible
+		data[i] ^= byte(i >> 12)
+	}
+	c := buildCAB(b, []tfolder{{CompressMSZIP, 32768}}, []tfile{{"x.pdb", data, 0}}, true).cab
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := NewReader(bytes.NewReader(c), int64(len(c)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rc, err := r.Files[0].Open()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.Copy(io.Discard, rc); err != nil || n != int64(len(data)) {
+			b.Fatal(n, err)
+		}
+	}
+	b.ReportMetric(float64(len(c))/float64(len(data)), "compressed/raw")
+}
