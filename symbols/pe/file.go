@@ -21,6 +21,7 @@ const (
 	maxPdataEntries   = 1 << 20  // RUNTIME_FUNCTION entries (12 MiB of x64 .pdata)
 	maxChainDepth     = 32       // chained UNWIND_INFO links followed
 	maxReadSize       = 16 << 20 // bytes of one directory read at once
+	maxUnwindCache    = 1 << 16  // UnwindChain results kept per File
 	maxImageSizeField = 1 << 31  // SizeOfImage accepted
 )
 
@@ -175,6 +176,9 @@ type File struct {
 	closer io.Closer
 
 	ntOffset int64
+
+	unwindMu    sync.Mutex
+	unwindCache map[uint32][]*UnwindInfo // UnwindChain results by UnwindData RVA
 
 	pdataOnce sync.Once
 	pdata     []RuntimeFunction

@@ -315,16 +315,41 @@ func (f *File) UnwindInfoAt(rva uint32) (*UnwindInfo, error) {
 
 // UnwindChain reads the UNWIND_INFO of rf and every chained parent, primary
 // entry last. It stops with an error wrapping ErrLimit after 32 links or on a
-// cycle.
+// cycle. Results are cached in the File and shared: do not modify them.
 func (f *File) UnwindChain(rf RuntimeFunction) ([]*UnwindInfo, error) {
+	key := rf.UnwindData &^ 1
+	f.unwindMu.Lock()
+	chain, ok := f.unwindCache[key]
+	f.unwindMu.Unlock()
+	if ok {
+		return chain, nil
+	}
+	chain, err := f.unwindChain(rf)
+	if err != nil {
+		return chain, err
+	}
+	f.unwindMu.Lock()
+	if f.unwindCache == nil {
+		f.unwindCache = make(map[uint32][]*UnwindInfo)
+	}
+	if len(f.unwindCache) < maxUnwindCache {
+		f.unwindCache[key] = chain
+	}
+	f.unwindMu.Unlock()
+	return chain, nil
+}
+
+func (f *File) unwindChain(rf RuntimeFunction) ([]*UnwindInfo, error) {
 	var out []*UnwindInfo
-	seen := map[uint32]bool{}
+	var seen []uint32
 	for range maxChainDepth {
 		rva := rf.UnwindData &^ 1
-		if seen[rva] {
-			return out, f.errAt(f.offsetOf(rva), "UNWIND_INFO", ErrFormat, "chained unwind info loops back to %#x", rva)
+		for _, s := range seen {
+			if s == rva {
+				return out, f.errAt(f.offsetOf(rva), "UNWIND_INFO", ErrFormat, "chained unwind info loops back to %#x", rva)
+			}
 		}
-		seen[rva] = true
+		seen = append(seen, rva)
 		ui, err := f.UnwindInfo(rf)
 		if err != nil {
 			return out, err

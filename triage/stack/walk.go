@@ -104,6 +104,15 @@ type walker struct {
 	tried     map[uint64]bool
 	maxFrames int
 	scanWords int
+	scratch   [8]byte
+}
+
+// read64 reads a little-endian 64-bit word without allocating.
+func (w *walker) read64(addr uint64) (uint64, error) {
+	if _, err := w.in.Memory.ReadVirtual(w.scratch[:], addr); err != nil {
+		return 0, err
+	}
+	return le64(w.scratch[:]), nil
 }
 
 func newWalker(ctx context.Context, in Input, m kdump.Machine) *walker {

@@ -18,7 +18,7 @@ func (w *walker) callerX64(f *Frame, first bool) (Frame, bool) {
 	}
 	if m != nil {
 		if img := w.image(m); img != nil {
-			c, valid, machineFrame, err := unwindX64(img, m.Base, f.Context, f.Valid, w.in.Memory, !f.IsCaller())
+			c, valid, machineFrame, err := unwindX64(img, m.Base, f.Context, f.Valid, w.in.Memory, w.read64, !f.IsCaller())
 			if err == nil && w.plausibleCaller(f, &c, machineFrame) {
 				how := FoundByUnwind
 				if machineFrame {
@@ -67,7 +67,7 @@ var errUnwind = errors.New("stack: unwind failed")
 // current instruction (first frame, after a trap frame); false when it is a
 // return address, which is looked up at PC-1. machineFrame reports that
 // the caller's RIP and RSP came from a PUSH_MACHFRAME record.
-func unwindX64(img *pe.File, base uint64, regs *kdump.Context, valid RegSet, mem kdump.Memory, atIP bool) (c kdump.Context, out RegSet, machineFrame bool, err error) {
+func unwindX64(img *pe.File, base uint64, regs *kdump.Context, valid RegSet, mem kdump.Memory, read func(uint64) (uint64, error), atIP bool) (c kdump.Context, out RegSet, machineFrame bool, err error) {
 	c = *regs
 	out = valid
 	rva64 := regs.PC - base
@@ -79,7 +79,6 @@ func unwindX64(img *pe.File, base uint64, regs *kdump.Context, valid RegSet, mem
 	if !atIP && lookup > 0 {
 		lookup--
 	}
-	read := func(addr uint64) (uint64, error) { return kdump.ReadU64(mem, addr) }
 	rf, ok, lerr := img.LookupFunction(lookup)
 	if lerr != nil {
 		return c, out, false, lerr
@@ -102,7 +101,7 @@ func unwindX64(img *pe.File, base uint64, regs *kdump.Context, valid RegSet, mem
 	primary := chain[0]
 	// Epilog: if the code at RIP is the rest of an epilog, emulate it.
 	if atIP {
-		if done, eerr := emulateEpilogX64(img, rva, &c, mem); eerr == nil && done {
+		if done, eerr := emulateEpilogX64(img, rva, &c, read); eerr == nil && done {
 			return c, out, false, nil
 		}
 	}
@@ -193,7 +192,7 @@ func unwindX64(img *pe.File, base uint64, regs *kdump.Context, valid RegSet, mem
 // emulateEpilogX64 recognises an epilog at rva (add rsp,imm / lea rsp,[fp+d],
 // then pops of non-volatile registers, then ret or a jmp) and emulates it.
 // It reports done=false when the code is not an epilog.
-func emulateEpilogX64(img *pe.File, rva uint32, c *kdump.Context, mem kdump.Memory) (bool, error) {
+func emulateEpilogX64(img *pe.File, rva uint32, c *kdump.Context, read func(uint64) (uint64, error)) (bool, error) {
 	var code [32]byte
 	n := len(code)
 	for n > 0 && img.ReadRVA(code[:n], rva) != nil {
@@ -223,7 +222,8 @@ func emulateEpilogX64(img *pe.File, rva uint32, c *kdump.Context, mem kdump.Memo
 		i = 7
 	}
 	type pop struct{ reg int }
-	var pops []pop
+	var popBuf [16]pop
+	pops := popBuf[:0]
 	for i < len(b) {
 		switch {
 		case b[i] >= 0x58 && b[i] <= 0x5F:
@@ -255,14 +255,14 @@ func emulateEpilogX64(img *pe.File, rva uint32, c *kdump.Context, mem kdump.Memo
 		return false, nil
 	}
 	for _, p := range pops {
-		v, err := kdump.ReadU64(mem, rsp)
+		v, err := read(rsp)
 		if err != nil {
 			return false, err
 		}
 		c.GPR[p.reg] = v
 		rsp += 8
 	}
-	ra, err := kdump.ReadU64(mem, rsp)
+	ra, err := read(rsp)
 	if err != nil {
 		return false, err
 	}
