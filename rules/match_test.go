@@ -470,3 +470,29 @@ func TestDefaultSetUserMode(t *testing.T) {
 		t.Errorf("heap failure: blame %d %+v", res.Blame, res.Frames)
 	}
 }
+
+// TestConcurrentMatch shares one Set between goroutines; run with -race.
+func TestConcurrentMatch(t *testing.T) {
+	s, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Code: 0xD1, Kind: KindKernel, Modules: []Module{{Name: "mydrv", Image: "mydrv.sys"}},
+		Frames: stack("nt!KeBugCheckEx", "nt!KiPageFault", "mydrv!Go", "nt!IofCallDriver")}
+	want := s.Match(in)
+	done := make(chan Result)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var r Result
+			for i := 0; i < 200; i++ {
+				r = s.Match(in)
+			}
+			done <- r
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if r := <-done; !reflect.DeepEqual(r, want) {
+			t.Errorf("concurrent result differs: %+v", r)
+		}
+	}
+}

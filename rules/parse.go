@@ -285,6 +285,9 @@ func (p *parser) rule(n *yaml.Node) {
 			p.errorf(n, "rule %q: scope applies to frame rules only", r.id)
 		}
 	}
+	if r.scopeSet && r.scope == scopeAny && r.strength != StrengthNone {
+		p.errorf(thenNode, "rule %q: an owner is a verdict on one frame and cannot be combined with scope: any; split the rule", r.id)
+	}
 	if r.bucket != "" && r.suffix != "" {
 		p.errorf(thenNode, "rule %q sets both bucket (replaces the whole bucket) and bucket_suffix; keep one", r.id)
 	}
