@@ -273,8 +273,15 @@ func buildSynthetic() []byte {
 	var as lew
 	as.raw(utf16z("p != nullptr", 256)).raw(utf16z("Foo::Bar", 256)).raw(utf16z("foo.cc", 256)).u32(42).u32(1)
 	m.stream(BreakpadAssertionInfo, as.b)
+	u8s := func(s string) uint32 { return m.blob(new(lew).u32(uint32(len(s))).raw([]byte(s)).u8(0).b) }
+	dict := m.blob(new(lew).u32(2).u32(u8s("prod")).u32(u8s("App")).u32(u8s("ver")).u32(u8s("1.2.3")).b)
+	list := m.blob(new(lew).u32(1).u32(u8s("hello from the module")).b)
+	objs := m.blob(new(lew).u32(1).u32(u8s("note")).u16(CrashpadAnnotationString).u16(0).u32(m.blob(new(lew).u32(2).raw([]byte("hi")).b)).b)
+	modInfo := m.blob(new(lew).u32(1).u32(8).u32(list).u32(0).u32(0).u32(16).u32(objs).b)
+	modList := m.blob(new(lew).u32(1).u32(0).u32(28).u32(modInfo).b)
 	var cp lew
-	cp.u32(1).raw(make([]byte, 16)).raw([]byte{0x4b, 0x60, 0x12, 0x89, 0x9e, 0xf8, 0x23, 0x45, 0x8d, 0xb7, 0x5f, 0xb2, 0x16, 0x4e, 0xe5, 0x38}).u32(0).u32(0).u32(0).u32(0)
+	cp.u32(1).raw(make([]byte, 16)).raw([]byte{0x4b, 0x60, 0x12, 0x89, 0x9e, 0xf8, 0x23, 0x45, 0x8d, 0xb7, 0x5f, 0xb2, 0x16, 0x4e, 0xe5, 0x38}).
+		u32(20).u32(dict).u32(16).u32(modList)
 	m.stream(CrashpadInfoStream, cp.b)
 	m.stream(BreakpadLinuxMaps, []byte("00400000-00401000 r-xp 0 0:0 0 /bin/x\n"))
 

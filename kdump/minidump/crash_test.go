@@ -108,3 +108,29 @@ func TestExceptionCodeNames(t *testing.T) {
 		t.Errorf("fast fail names")
 	}
 }
+
+func TestCrashpadAnnotationsCorpus(t *testing.T) {
+	dir := corpusDir(t)
+	tests := []struct {
+		file string
+		kv   map[string]string
+	}{
+		{"electron-crashpad.dmp", map[string]string{"prod": "Electron", "ver": "41.3.0", "plat": "Win64", "ptype": "browser"}},
+		{"breakpad-minidump_crashpad_annotation.dmp", map[string]string{"prod": "xcuitest", "plat": "iOS", "exceptionName": "NSRangeException"}},
+	}
+	for _, tc := range tests {
+		f, err := Open(filepath.Join(dir, "user", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.CrashpadInfo()
+		if err != nil || len(c.Problems) != 0 {
+			t.Fatalf("%s: %v %v", tc.file, err, c.Problems)
+		}
+		for k, want := range tc.kv {
+			if got, ok := c.Annotation(k); !ok || got != want {
+				t.Errorf("%s: %s = %q %v, want %q", tc.file, k, got, ok, want)
+			}
+		}
+	}
+}

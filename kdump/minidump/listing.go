@@ -182,7 +182,15 @@ func (f *File) StreamSummary(d Directory) string {
 		if err != nil {
 			return fail(err)
 		}
-		return fmt.Sprintf("version %d, report %v", c.Version, c.ReportID)
+		n := len(c.SimpleAnnotations)
+		for _, m := range c.Modules {
+			n += len(m.ListAnnotations) + len(m.SimpleAnnotations) + len(m.Annotations)
+		}
+		s := fmt.Sprintf("version %d, report %v, %s", c.Version, c.ReportID, plural(n, "annotation", "annotations"))
+		if len(c.Problems) > 0 {
+			s += fmt.Sprintf(" (%d unreadable)", len(c.Problems))
+		}
+		return s
 	case BreakpadLinuxCPUInfo, BreakpadLinuxProcStatus, BreakpadLinuxLsbRelease, BreakpadLinuxCmdLine,
 		BreakpadLinuxEnviron, BreakpadLinuxMaps, MozLinuxLimitsStream, MozMacosBootargsStream:
 		return fmt.Sprintf("%d bytes of text", d.DataSize)
@@ -252,6 +260,23 @@ func (f *File) WriteListing(w io.Writer) error {
 			fmt.Fprintf(bw, "  Crash reason %s / %s\n", f.CrashReason(), d)
 		} else {
 			fmt.Fprintf(bw, "  Crash reason %s\n", f.CrashReason())
+		}
+	}
+	if c, err := f.CrashpadInfo(); err == nil {
+		fmt.Fprintf(bw, "\nCrashpad annotations:\n")
+		for _, kv := range c.SimpleAnnotations {
+			fmt.Fprintf(bw, "  %s = %q\n", kv.Key, truncate(kv.Value, 100))
+		}
+		for _, m := range c.Modules {
+			for _, s := range m.ListAnnotations {
+				fmt.Fprintf(bw, "  [module %d] %q\n", m.ModuleIndex, truncate(s, 100))
+			}
+			for _, kv := range m.SimpleAnnotations {
+				fmt.Fprintf(bw, "  [module %d] %s = %q\n", m.ModuleIndex, kv.Key, truncate(kv.Value, 100))
+			}
+			for _, a := range m.Annotations {
+				fmt.Fprintf(bw, "  [module %d] %s = %q\n", m.ModuleIndex, a.Name, truncate(a.String(), 100))
+			}
 		}
 	}
 	if ts, err := f.Threads(); err == nil && len(ts) > 0 {

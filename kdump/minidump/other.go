@@ -392,28 +392,3 @@ func (f *File) AssertionInfo() (*AssertionInfo, error) {
 			Line: le.Uint32(b[768:]), Type: le.Uint32(b[772:])}, nil
 	})
 }
-
-// CrashpadInfo is the fixed part of MinidumpCrashpadInfo.
-type CrashpadInfo struct {
-	Version           uint32
-	ReportID          GUID
-	ClientID          GUID
-	SimpleAnnotations Location
-	ModuleList        Location
-}
-
-// CrashpadInfo returns the CrashpadInfoStream.
-func (f *File) CrashpadInfo() (*CrashpadInfo, error) {
-	return f.crashpadInfo.get(func() (*CrashpadInfo, error) {
-		b, off, err := f.streamBytes(CrashpadInfoStream)
-		if err != nil {
-			return nil, err
-		}
-		if len(b) < 52 {
-			return nil, formatErr(off, "Crashpad info", ErrTruncated, "%d bytes, need 52", len(b))
-		}
-		return &CrashpadInfo{Version: le.Uint32(b), ReportID: parseGUID(b[4:]), ClientID: parseGUID(b[20:]),
-			SimpleAnnotations: Location{DataSize: le.Uint32(b[36:]), Rva: le.Uint32(b[40:])},
-			ModuleList:        Location{DataSize: le.Uint32(b[44:]), Rva: le.Uint32(b[48:])}}, nil
-	})
-}

@@ -173,8 +173,14 @@ func TestSyntheticAllStreams(t *testing.T) {
 		t.Errorf("AssertionInfo = %+v, %v", ai, err)
 	}
 	ci, err := f.CrashpadInfo()
-	if err != nil || ci.ClientID.String() != "8912604b-f89e-4523-8db7-5fb2164ee538" {
-		t.Errorf("CrashpadInfo = %+v, %v", ci, err)
+	if err != nil || ci.ClientID.String() != "8912604b-f89e-4523-8db7-5fb2164ee538" || len(ci.Problems) != 0 || len(ci.Modules) != 1 ||
+		len(ci.Modules[0].ListAnnotations) != 1 || ci.Modules[0].ListAnnotations[0] != "hello from the module" {
+		t.Fatalf("CrashpadInfo = %+v, %v", ci, err)
+	}
+	for k, want := range map[string]string{"prod": "App", "ver": "1.2.3", "note": "hi"} {
+		if got, ok := ci.Annotation(k); !ok || got != want {
+			t.Errorf("annotation %s = %q, %v", k, got, ok)
+		}
 	}
 
 	var out strings.Builder
@@ -185,6 +191,7 @@ func TestSyntheticAllStreams(t *testing.T) {
 		"00001000 MiniDumpWithThreadInfo", "1 thread\n", "3 modules (3 with CodeView records)",
 		"2 handle descriptors (v2, 40 bytes each)", "type BreakpadLinuxMaps (0x47670009)",
 		"EXCEPTION_ACCESS_VIOLATION_WRITE at 0x10", "MISC_INFO version 5", "1 thread name",
+		"4 annotations", `prod = "App"`, `[module 0] note = "hi"`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("listing lacks %q:\n%s", want, out.String())
