@@ -158,6 +158,13 @@ func mdmpExtra(f *minidump.File) map[string]any {
 	if mi, err := f.MiscInfo(); err == nil && mi.Flags1&minidump.MiscInfoProcessID != 0 {
 		x["process_id"] = mi.ProcessID
 	}
+	if c, err := f.CrashpadInfo(); err == nil && len(c.SimpleAnnotations) > 0 {
+		ann := map[string]string{}
+		for _, kv := range c.SimpleAnnotations {
+			ann[kv.Key] = kv.Value
+		}
+		x["crashpad_annotations"] = ann
+	}
 	if e, err := f.Exception(); err == nil {
 		ex := mdmpException{Code: hexU64(e.Code), Name: minidump.ExceptionCode(e.Code).Name(), Address: hexU64(e.Address),
 			ThreadID: hexU64(e.ThreadID), Flags: hexU64(e.Flags), CrashReason: f.CrashReason(), CrashDetail: f.CrashDetail()}

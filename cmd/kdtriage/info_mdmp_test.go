@@ -88,6 +88,13 @@ func TestInfoMDMPMinidump2JSON(t *testing.T) {
 	if p, ok := m["problems"]; ok {
 		t.Errorf("problems: %v", p)
 	}
+	if _, ok := m["crashpad_annotations"]; ok {
+		t.Errorf("crashpad_annotations in a dump without a Crashpad stream")
+	}
+	e, _ := mdmpInfo(t, filepath.Join(corpusDir(t), "user", "electron-crashpad.dmp"))
+	if ann, _ := e["crashpad_annotations"].(map[string]any); ann["prod"] != "Electron" || ann["ver"] != "41.3.0" {
+		t.Errorf("electron crashpad_annotations = %v", e["crashpad_annotations"])
+	}
 }
 
 func TestInfoMDMPText(t *testing.T) {
@@ -102,6 +109,7 @@ func TestInfoMDMPText(t *testing.T) {
 			"test_app.exe+0x429e", "Flags           00000000",
 		}},
 		{"electron-crashpad.dmp", []string{
+			`prod = "Electron"`, `ver = "41.3.0"`,
 			"47 threads", "78 modules", "676 handle descriptors", "22014 memory regions", "CrashpadInfoStream (0x43500001)",
 			"47 thread names", "1 unloaded module", "StabilityReportStream (0x4b6b0002)",
 		}},
