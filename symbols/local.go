@@ -283,11 +283,22 @@ func copyAtomic(dst, src string, limit int64) error {
 // unpackAtomic extracts the member of the cabinet src that k names (or its
 // only member) to dst atomically.
 func unpackAtomic(dst, src string, k Key, limit int64) error {
-	r, err := cab.OpenReader(src)
+	fh, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+	// A symbol file is alone in its cabinet: bound the folder bytes decoded
+	// by the size limit too, so a hostile cabinet cannot make us inflate
+	// gigabytes before the member starts.
+	r, err := cab.NewReaderLimits(fh, fi.Size(), cab.Limits{MaxFiles: 64, MaxFolders: 64, MaxFileSize: limit, MaxFolderSize: limit})
 	if err != nil {
 		return fmt.Errorf("symbols: unpacking %s: %w", src, err)
 	}
-	defer r.Close()
 	var member *cab.File
 	for _, f := range r.Files {
 		if strings.EqualFold(baseName(f.Name), k.File) {
@@ -305,6 +316,9 @@ func unpackAtomic(dst, src string, k Key, limit int64) error {
 		return fmt.Errorf("%w: %s unpacks to %d bytes", ErrTooLarge, src, member.Size)
 	}
 	rc, err := member.Open()
+	if errors.Is(err, cab.ErrLimit) {
+		return fmt.Errorf("%w: unpacking %s: %v", ErrTooLarge, src, err)
+	}
 	if err != nil {
 		return fmt.Errorf("symbols: unpacking %s: %w", src, err)
 	}

@@ -89,6 +89,9 @@ func TestDirStoreMisses(t *testing.T) {
 		{"file.ptr dangling", func(t *testing.T, root string) {
 			put(t, root, "a.pdb/"+k.ID+"/file.ptr", []byte("PATH:/nonexistent/a.pdb"))
 		}, ErrNotFound},
+		{"compressed too large", func(t *testing.T, root string) {
+			put(t, root, "a.pdb/"+k.ID+"/a.pd_", makeCAB(t, "a.pdb", content(2, 300000)))
+		}, ErrTooLarge},
 		{"corrupt compressed", func(t *testing.T, root string) {
 			b := makeCAB(t, "a.pdb", content(2, 5000))
 			put(t, root, "a.pdb/"+k.ID+"/a.pd_", b[:len(b)-20])
@@ -98,7 +101,7 @@ func TestDirStoreMisses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
 			tt.setup(t, root)
-			_, err := NewDirStore(root, Options{DefaultCache: t.TempDir()}).Fetch(context.Background(), k)
+			_, err := NewDirStore(root, Options{DefaultCache: t.TempDir(), MaxFileSize: 200000}).Fetch(context.Background(), k)
 			if err == nil {
 				t.Fatal("found")
 			}

@@ -97,9 +97,12 @@ type Limits struct {
 	MaxFolderSize int64
 }
 
-// DefaultLimits are generous for symbol files: the largest PDBs on public
-// servers are a few hundred MiB.
-var DefaultLimits = Limits{MaxFolders: 1024, MaxFiles: 65535, MaxFileSize: 2 << 30, MaxFolderSize: 4 << 30}
+// DefaultLimits returns the limits used when none are given. They are
+// generous for symbol files: the largest PDBs on public servers are a few
+// hundred MiB.
+func DefaultLimits() Limits {
+	return Limits{MaxFolders: 1024, MaxFiles: 65535, MaxFileSize: 2 << 30, MaxFolderSize: 4 << 30}
+}
 
 // Header flags.
 const (
@@ -178,7 +181,7 @@ func OpenReader(name string) (*ReadCloser, error) {
 		f.Close()
 		return nil, err
 	}
-	r, err := NewReaderLimits(f, fi.Size(), DefaultLimits)
+	r, err := NewReaderLimits(f, fi.Size(), DefaultLimits())
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -189,22 +192,23 @@ func OpenReader(name string) (*ReadCloser, error) {
 // NewReader reads the cabinet directory from r, which holds size bytes,
 // with DefaultLimits.
 func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
-	return NewReaderLimits(r, size, DefaultLimits)
+	return NewReaderLimits(r, size, DefaultLimits())
 }
 
 // NewReaderLimits is NewReader with explicit limits.
 func NewReaderLimits(r io.ReaderAt, size int64, lim Limits) (*Reader, error) {
+	def := DefaultLimits()
 	if lim.MaxFolders <= 0 {
-		lim.MaxFolders = DefaultLimits.MaxFolders
+		lim.MaxFolders = def.MaxFolders
 	}
 	if lim.MaxFiles <= 0 {
-		lim.MaxFiles = DefaultLimits.MaxFiles
+		lim.MaxFiles = def.MaxFiles
 	}
 	if lim.MaxFileSize <= 0 {
-		lim.MaxFileSize = DefaultLimits.MaxFileSize
+		lim.MaxFileSize = def.MaxFileSize
 	}
 	if lim.MaxFolderSize <= 0 {
-		lim.MaxFolderSize = DefaultLimits.MaxFolderSize
+		lim.MaxFolderSize = def.MaxFolderSize
 	}
 	c := &Reader{r: r, size: size, limits: lim}
 	if size < headerSize {

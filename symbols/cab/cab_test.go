@@ -251,7 +251,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			lim := tt.lim
 			if lim == (Limits{}) {
-				lim = DefaultLimits
+				lim = DefaultLimits()
 			}
 			r, err := NewReaderLimits(bytes.NewReader(tt.data), int64(len(tt.data)), lim)
 			switch {
