@@ -308,21 +308,15 @@ func (s *Symbolizer) fetch(ctx context.Context, ms *ModuleSymbols, k Key, log ze
 	}
 	if errors.Is(err, ErrNotFound) {
 		log.Debug().Str("key", k.String()).Msg("symbol file not found")
+		// A plain miss is not a problem; a miss behind which a server
+		// failed (NotFoundError.Errs) is reported.
 		var nf *NotFoundError
-		if !errors.As(err, &nf) || !hasErrs(nf) {
+		if !errors.As(err, &nf) || len(nf.Errs) == 0 {
 			return "", nil
 		}
 	}
 	ms.Errs = append(ms.Errs, err)
 	return "", nil
-}
-
-// hasErrs reports whether a NotFoundError carries failures other than
-// misses. The field is optional in older store versions, so read it
-// through an interface.
-func hasErrs(nf *NotFoundError) bool {
-	u, ok := any(nf).(interface{ Unwrap() []error })
-	return ok && len(u.Unwrap()) > 0
 }
 
 func (s *Symbolizer) loadPDB(ctx context.Context, ms *ModuleSymbols, m ModuleID, log zerolog.Logger) error {

@@ -490,3 +490,23 @@ func TestSymbolizePDBLines(t *testing.T) {
 		t.Errorf("Symbolize(0x1016) = %+v %v", sym, err)
 	}
 }
+
+// failingStore answers every key with a miss behind which a server failed.
+type failingStore struct{}
+
+func (failingStore) Fetch(_ context.Context, k Key) (string, error) {
+	return "", &NotFoundError{Key: k, Errs: []error{errors.New("server timed out")}}
+}
+
+func TestSymbolizeStoreFailure(t *testing.T) {
+	m := simplePDBModule(t)
+	s := NewSymbolizer(SymbolizerOptions{Store: failingStore{}})
+	sym, err := s.Symbolize(context.Background(), m, 0x1012)
+	if err != nil || sym.String() != "SimplePDB+0x1012" {
+		t.Errorf("Symbolize = %v %v", sym, err)
+	}
+	ms, _ := s.Module(context.Background(), m)
+	if len(ms.Errs) == 0 || !strings.Contains(ms.Errs[0].Error(), "server timed out") {
+		t.Errorf("Errs = %v", ms.Errs)
+	}
+}
