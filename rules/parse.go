@@ -1,7 +1,10 @@
 package rules
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"sort"
@@ -66,14 +69,37 @@ func parseFile(name string, data []byte) (rs []*rule, errs ErrorList) {
 	return p.rules, p.errs
 }
 
-// safeUnmarshal turns a panic in the YAML decoder into an error.
+// errExtraDocument reports a second YAML document in a rule file.
+type errExtraDocument struct{ line int }
+
+func (e errExtraDocument) Error() string {
+	return fmt.Sprintf("yaml: line %d: a rule file holds one YAML document; this \"---\" starts a second one, which would be ignored", e.line)
+}
+
+// safeUnmarshal decodes exactly one YAML document, turning a panic in the
+// decoder into an error.
 func safeUnmarshal(data []byte, n *yaml.Node) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("yaml: decoder failed: %v", r)
 		}
 	}()
-	return yaml.Unmarshal(data, n)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(n); err != nil {
+		if errors.Is(err, io.EOF) {
+			*n = yaml.Node{}
+			return nil
+		}
+		return err
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return err
+	}
+	return errExtraDocument{line: extra.Line}
 }
 
 // mapping walks a mapping node, checking for aliases, duplicate and unknown

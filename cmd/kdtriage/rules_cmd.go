@@ -179,7 +179,7 @@ func lintFailure(_ *app, err error, all *rules.ErrorList) error {
 
 func (a *app) rulesExplainCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "explain module!function",
+		Use:   "explain module!function | module!function+offset | module+offset",
 		Short: "Show every rule that matches a frame, which one wins and why",
 		Long: `Show how the rules treat one frame, like WinDbg's !owner: every owner rule that
 matches (in precedence order, the winner marked *), why each loser lost, the
@@ -198,7 +198,12 @@ evaluated against the --code, --p1..--p4, --machine, --build, --kind and
 			if err != nil {
 				return err
 			}
-			mod, fn, _ := strings.Cut(args[0], "!")
+			// Accept what a stack shows: module!function+0x1d or module+0x12d0.
+			sym := args[0]
+			if i := strings.LastIndex(sym, "+"); i > 0 {
+				sym = sym[:i]
+			}
+			mod, fn, _ := strings.Cut(sym, "!")
 			if mod == "" {
 				return fmt.Errorf("explain: %q has no module; write module!function or module", args[0])
 			}

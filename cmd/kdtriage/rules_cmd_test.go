@@ -88,9 +88,15 @@ func TestRulesLint(t *testing.T) {
 }
 
 func TestRulesExplain(t *testing.T) {
-	code, out, _ := runRules(t, nil, "explain", "nt!KeBugCheckEx")
-	if code != 0 || !strings.Contains(out, "decision: ignore (never blamed), by nt!KeBugCheck* at default/00-kernel.yaml:") {
-		t.Errorf("explain: code %d\n%s", code, out)
+	for _, sym := range []string{"nt!KeBugCheckEx", "nt!KeBugCheckEx+0x10", "ntkrnlmp!KeBugCheckEx"} {
+		code, out, _ := runRules(t, nil, "explain", sym)
+		if code != 0 || !strings.Contains(out, "decision: ignore (never blamed), by nt!KeBugCheck* at default/00-kernel.yaml:") {
+			t.Errorf("explain %s: code %d\n%s", sym, code, out)
+		}
+	}
+	code, out, _ := runRules(t, nil, "explain", "amdppm+0x334c")
+	if code != 0 || !strings.Contains(out, "frame: amdppm\n") || !strings.Contains(out, "definite owner MachineOwner, by default") {
+		t.Errorf("explain module+offset: code %d\n%s", code, out)
 	}
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "team.yaml"), "owners:\n  atikmdag: Graphics_Team\n")
