@@ -1,0 +1,444 @@
+package workers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func triageAnalyzer(t testing.TB, dir string) *TriageAnalyzer {
+	t.Helper()
+	a, err := NewTriageAnalyzer(dir, nil, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestCorpusExactlyOnce submits every kernel dump of the corpus, expects
+// exactly one report each with the analysis's own bucket and hash, then
+// submits them all again and expects no new analysis and no new report.
+func TestCorpusExactlyOnce(t *testing.T) {
+	files := corpusKernel(t)
+	an := triageAnalyzer(t, "")
+	e := newEnv(t, RunOptions{Workers: 2, Analyzer: an, Keeper: true, Aggregator: true})
+	meta := Meta{Host: "host-a", Labels: map[string]string{"ring": "canary"}}
+	res := e.submitAll(files, meta)
+	want := map[string]string{} // sha -> path
+	for _, r := range res {
+		if !r.Uploaded || r.Duplicate {
+			t.Errorf("%s: first submission uploaded=%v duplicate=%v", r.Path, r.Uploaded, r.Duplicate)
+		}
+		want[r.SHA256] = r.Path
+	}
+	waitFor(t, 60*time.Second, "one report per dump", func() bool { return e.streamMsgs(ReportStream) >= uint64(len(want)) })
+	reps := e.reports()
+	got := bySHA(reps)
+	for sha, path := range want {
+		rs := got[sha]
+		if len(rs) != 1 {
+			t.Errorf("%s: %d reports, want 1", filepath.Base(path), len(rs))
+			continue
+		}
+		r := rs[0]
+		if r.Envelope.Status != StatusOK {
+			t.Errorf("%s: status %s (%s)", filepath.Base(path), r.Envelope.Status, r.Envelope.Error)
+			continue
+		}
+		// The envelope must carry what the analyzer computes on its own.
+		direct, err := an.Analyze(context.Background(), path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Envelope.Bucket != direct.Bucket || r.Envelope.Hash != direct.Hash {
+			t.Errorf("%s: report bucket %q %s, direct analysis %q %s", filepath.Base(path), r.Envelope.Bucket, r.Envelope.Hash, direct.Bucket, direct.Hash)
+		}
+		if r.Subject != ReportSubject(direct.Hash) {
+			t.Errorf("%s: subject %s", filepath.Base(path), r.Subject)
+		}
+		for h, v := range map[string]string{HeaderBucket: direct.Bucket, HeaderHash: direct.Hash, HeaderSeverity: direct.Severity,
+			HeaderOwner: direct.Owner, HeaderDump: sha, HeaderRuleSet: an.RuleSetHash(), nats.MsgIdHdr: r.Envelope.ReportID} {
+			if got := r.Header.Get(h); got != v {
+				t.Errorf("%s: header %s = %q, want %q", filepath.Base(path), h, got, v)
+			}
+		}
+		if r.Envelope.Dump.Host != "host-a" || r.Envelope.Dump.Labels["ring"] != "canary" || r.Envelope.Dump.Path == "" {
+			t.Errorf("%s: metadata lost: %+v", filepath.Base(path), r.Envelope.Dump)
+		}
+		var rep struct {
+			Bucket string `json:"failure_bucket_id"`
+		}
+		if err := json.Unmarshal(r.Envelope.Report, &rep); err != nil || rep.Bucket != direct.Bucket {
+			t.Errorf("%s: embedded report bucket %q (%v)", filepath.Base(path), rep.Bucket, err)
+		}
+	}
+	if n := e.streamMsgs(JobStream); n != 0 {
+		t.Errorf("DUMPS holds %d jobs after processing, want 0", n)
+	}
+	okJobs := e.metrics.Counter(metricJobs, `outcome="ok"`)
+
+	// Again: nothing is uploaded, the jobs are dropped or skipped.
+	res = e.submitAll(files, meta)
+	for _, r := range res {
+		if r.Uploaded {
+			t.Errorf("%s: uploaded again", r.Path)
+		}
+	}
+	// Re-publish past the duplicate window too (a job the server does not
+	// drop): the worker must skip it by state.
+	for sha := range want {
+		j := &Job{SHA256: sha, SubmittedAt: time.Now()}
+		m, _ := j.msg()
+		m.Header.Set(nats.MsgIdHdr, "later-"+sha)
+		if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "resubmissions to drain", func() bool { return e.streamMsgs(JobStream) == 0 })
+	if n := e.metrics.Counter(metricJobs, `outcome="ok"`); n != okJobs {
+		t.Errorf("resubmission analysed %d dumps again", n-okJobs)
+	}
+	if n := e.metrics.Counter(metricJobs, `outcome="skipped"`); n < uint64(len(want)) {
+		t.Errorf("%d jobs skipped, want at least %d", n, len(want))
+	}
+	if n := e.streamMsgs(ReportStream); n != uint64(len(want)) {
+		t.Errorf("%d reports after resubmission, want %d", n, len(want))
+	}
+
+	// Aggregates: one per bucket, counts add up to the dumps.
+	waitFor(t, 30*time.Second, "aggregates", func() bool {
+		return e.metrics.Counter(metricFeed, `feed="`+AggregatorConsumer+`"`) >= uint64(len(want))
+	})
+	perBucket := map[string]int{}
+	for _, r := range reps {
+		perBucket[HashToken(r.Envelope.Hash)]++
+	}
+	for key, n := range perBucket {
+		ent, err := e.as.Aggregates.Get(context.Background(), key)
+		if err != nil {
+			t.Fatalf("aggregate %s: %v", key, err)
+		}
+		var a Aggregate
+		if err := json.Unmarshal(ent.Value(), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Count != uint64(n) || len(a.Hosts) != 1 || a.Hosts[0] != "host-a" || a.FirstSeen.After(a.LastSeen) {
+			t.Errorf("aggregate %s: %+v, want count %d", key, a, n)
+		}
+	}
+}
+
+// TestPoisonDumps: malformed inputs end as failure reports and dead
+// letters; good dumps submitted around them are still analysed.
+func TestPoisonDumps(t *testing.T) {
+	files := corpusKernel(t)
+	dir := t.TempDir()
+	good := files[0]
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := map[string][]byte{
+		"empty.dmp":     {},
+		"zeroed.dmp":    make([]byte, 8192),
+		"text.dmp":      []byte("this is not a crash dump\n"),
+		"truncated.dmp": data[:0x1100],
+	}
+	var paths []string
+	for name, b := range poison {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	e := newEnv(t, RunOptions{Workers: 2, Analyzer: triageAnalyzer(t, ""), Keeper: true})
+	e.submitAll(append(paths, good), Meta{Host: "h"})
+	waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) >= 5 })
+	got := bySHA(e.reports())
+	for _, p := range paths {
+		sha, _, _ := HashFile(p)
+		rs := got[sha]
+		if len(rs) != 1 {
+			t.Errorf("%s: %d reports, want 1", filepath.Base(p), len(rs))
+			continue
+		}
+		env := rs[0].Envelope
+		if env.Status != StatusFailed || !env.Permanent || !strings.HasPrefix(env.Bucket, "KDTRIAGE_") || env.Error == "" {
+			t.Errorf("%s: %+v", filepath.Base(p), env)
+		}
+		if rs[0].Header.Get(HeaderStatus) != StatusFailed {
+			t.Errorf("%s: status header %q", filepath.Base(p), rs[0].Header.Get(HeaderStatus))
+		}
+	}
+	sha, _, _ := HashFile(good)
+	if rs := got[sha]; len(rs) != 1 || rs[0].Envelope.Status != StatusOK {
+		t.Errorf("good dump: %d reports", len(rs))
+	}
+	// Each poison job has a dead-letter copy plus a termination advisory.
+	ctx := context.Background()
+	dl, err := e.js.Stream(ctx, DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		sha, _, _ := HashFile(p)
+		m, err := dl.GetLastMsgForSubject(ctx, subjectDeadLetter+sha)
+		if err != nil {
+			t.Errorf("%s: no dead letter: %v", filepath.Base(p), err)
+			continue
+		}
+		if m.Header.Get(HeaderReason) == "" {
+			t.Errorf("%s: dead letter without reason", filepath.Base(p))
+		}
+	}
+	waitFor(t, 10*time.Second, "termination advisories", func() bool {
+		info, err := dl.Info(ctx, jetstream.WithSubjectFilter(advisoryTerminated))
+		return err == nil && len(info.State.Subjects) > 0
+	})
+	if n := e.streamMsgs(JobStream); n != 0 {
+		t.Errorf("%d jobs left in DUMPS", n)
+	}
+}
+
+// flakyAnalyzer fails transiently the first n times per dump.
+type flakyAnalyzer struct {
+	Analyzer
+	n     int32
+	calls atomic.Int32
+}
+
+func (f *flakyAnalyzer) Analyze(ctx context.Context, path string, job *Job) (*Result, error) {
+	if f.calls.Add(1) <= f.n {
+		return nil, fmt.Errorf("simulated: %w", os.ErrDeadlineExceeded)
+	}
+	return f.Analyzer.Analyze(ctx, path, job)
+}
+
+func TestTransientRetry(t *testing.T) {
+	files := corpusKernel(t)
+	fa := &flakyAnalyzer{Analyzer: triageAnalyzer(t, ""), n: 2}
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: fa, Config: Config{MaxDeliver: 5}})
+	e.submitAll(files[:1], Meta{})
+	waitFor(t, 30*time.Second, "report", func() bool { return e.streamMsgs(ReportStream) == 1 })
+	r := e.reports()[0]
+	if r.Envelope.Status != StatusOK || r.Envelope.Deliveries != 3 {
+		t.Errorf("status %s after %d deliveries, want ok after 3", r.Envelope.Status, r.Envelope.Deliveries)
+	}
+	if n := e.metrics.Counter(metricJobs, `outcome="retry"`); n != 2 {
+		t.Errorf("%d retries, want 2", n)
+	}
+}
+
+// TestTransientExhausted: a job that keeps failing transiently becomes a
+// dead letter with a failure report on its last delivery.
+func TestTransientExhausted(t *testing.T) {
+	files := corpusKernel(t)
+	fa := &flakyAnalyzer{Analyzer: triageAnalyzer(t, ""), n: 1000}
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: fa, Config: Config{MaxDeliver: 2}})
+	e.submitAll(files[:1], Meta{})
+	waitFor(t, 30*time.Second, "failure report", func() bool { return e.streamMsgs(ReportStream) == 1 })
+	r := e.reports()[0]
+	if r.Envelope.Status != StatusFailed || r.Envelope.Bucket != "KDTRIAGE_MAX_DELIVERIES" {
+		t.Errorf("got %s %s", r.Envelope.Status, r.Envelope.Bucket)
+	}
+	waitFor(t, 10*time.Second, "empty DUMPS", func() bool { return e.streamMsgs(JobStream) == 0 })
+}
+
+// TestKeeperMaxDeliveries: a job whose workers all die (it is fetched and
+// never answered) is caught by the MaxDeliver advisory and turned into a
+// failure report and a dead letter by the keeper; DUMPS is emptied.
+func TestKeeperMaxDeliveries(t *testing.T) {
+	files := corpusKernel(t)
+	cfg := Config{MaxDeliver: 2, AckWait: 300 * time.Millisecond}
+	e := newEnv(t, RunOptions{Keeper: true, Config: cfg})
+	res := e.submitAll(files[:1], Meta{Host: "dying"})
+	ctx := context.Background()
+	cons, err := e.js.Consumer(ctx, JobStream, WorkerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // two "workers" take the job and die
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+		md, _ := msg.Metadata()
+		if md.NumDelivered != uint64(i+1) {
+			t.Fatalf("delivery %d has count %d", i+1, md.NumDelivered)
+		}
+	}
+	// Live workers keep pulling; the server checks redeliveries (and
+	// notices the exhausted job) while a pull request waits.
+	waitFor(t, 30*time.Second, "failure report", func() bool {
+		if msg, _ := next(ctx, cons, 200*time.Millisecond); msg != nil {
+			t.Fatalf("job delivered beyond MaxDeliver")
+		}
+		return e.streamMsgs(ReportStream) == 1
+	})
+	r := e.reports()[0]
+	if r.Envelope.Status != StatusFailed || r.Envelope.Bucket != "KDTRIAGE_MAX_DELIVERIES" || r.Envelope.Dump.SHA256 != res[0].SHA256 ||
+		r.Envelope.Dump.Host != "dying" {
+		t.Errorf("failure report: %+v", r.Envelope)
+	}
+	waitFor(t, 10*time.Second, "empty DUMPS", func() bool { return e.streamMsgs(JobStream) == 0 })
+	dl, _ := e.js.Stream(ctx, DeadLetterStream)
+	if _, err := dl.GetLastMsgForSubject(ctx, subjectDeadLetter+res[0].SHA256); err != nil {
+		t.Errorf("no dead letter: %v", err)
+	}
+}
+
+// TestRuleReloadAndReprocess: a rule change is picked up by the watcher,
+// and reprocessing publishes superseding reports under the new rule set.
+func TestRuleReloadAndReprocess(t *testing.T) {
+	files := corpusKernel(t)[:3]
+	rdir := t.TempDir()
+	rule := func(owner string) {
+		y := fmt.Sprintf("version: 1\nowners:\n  nt: %s\n", owner)
+		if err := os.WriteFile(filepath.Join(rdir, "team.yaml"), []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rule("Team_A")
+	an := triageAnalyzer(t, rdir)
+	e := newEnv(t, RunOptions{Workers: 2, Analyzer: an, RulesDir: rdir})
+	e.submitAll(files, Meta{Host: "h1"})
+	waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) == 3 })
+	h1 := an.RuleSetHash()
+	rule("Team_B")
+	waitFor(t, 10*time.Second, "rule reload", func() bool { return an.RuleSetHash() != h1 })
+	h2 := an.RuleSetHash()
+
+	// Reprocessing with unchanged rules after this is a no-op; with the
+	// new rules it supersedes every report.
+	n, err := e.sub.Reprocess(context.Background(), nil, false)
+	if err != nil || n != 3 {
+		t.Fatalf("Reprocess: %d, %v", n, err)
+	}
+	waitFor(t, 30*time.Second, "superseding reports", func() bool { return e.streamMsgs(ReportStream) == 6 })
+	reps := e.reports()
+	first := map[string]string{}
+	for _, r := range reps[:3] {
+		first[r.Envelope.Dump.SHA256] = r.Envelope.ReportID
+		if r.Envelope.RuleSetHash != h1 {
+			t.Errorf("first report rule set %s, want %s", r.Envelope.RuleSetHash, h1)
+		}
+	}
+	for _, r := range reps[3:] {
+		env := r.Envelope
+		if env.RuleSetHash != h2 || r.Header.Get(HeaderRuleSet) != h2 {
+			t.Errorf("reprocessed rule set %s, want %s", env.RuleSetHash, h2)
+		}
+		if env.Supersedes == "" || env.Supersedes != first[env.Dump.SHA256] || env.ReportID == env.Supersedes {
+			t.Errorf("supersedes %q, first report %q", env.Supersedes, first[env.Dump.SHA256])
+		}
+		if env.Dump.Host != "h1" || !env.Dump.Reprocess {
+			t.Errorf("reprocessed dump metadata %+v", env.Dump)
+		}
+	}
+	before := e.metrics.Counter(metricJobs, `outcome="ok"`)
+	if _, err := e.sub.Reprocess(context.Background(), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "no-op reprocess", func() bool { return e.streamMsgs(JobStream) == 0 })
+	if after := e.metrics.Counter(metricJobs, `outcome="ok"`); after != before || e.streamMsgs(ReportStream) != 6 {
+		t.Errorf("reprocess with unchanged rules analysed %d dumps", after-before)
+	}
+}
+
+// TestDigestMismatch: bytes stored under the wrong SHA-256 are refused.
+func TestDigestMismatch(t *testing.T) {
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, "")})
+	ctx := context.Background()
+	sha := strings.Repeat("ab", 32)
+	if _, err := e.as.Dumps.PutBytes(ctx, sha, []byte("forged bytes")); err != nil {
+		t.Fatal(err)
+	}
+	j := &Job{SHA256: sha, Size: 12, SubmittedAt: time.Now()}
+	m, _ := j.msg()
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "failure report", func() bool { return e.streamMsgs(ReportStream) == 1 })
+	if r := e.reports()[0]; r.Envelope.Bucket != "KDTRIAGE_DIGEST_MISMATCH" {
+		t.Errorf("bucket %s", r.Envelope.Bucket)
+	}
+}
+
+// TestBadJob: a job that is not JSON is dead-lettered, not retried.
+func TestBadJob(t *testing.T) {
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, "")})
+	ctx := context.Background()
+	if _, err := e.js.Publish(ctx, subjectNewJob+"x", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return e.streamMsgs(JobStream) == 0 })
+	dl, _ := e.js.Stream(ctx, DeadLetterStream)
+	m, err := dl.GetLastMsgForSubject(ctx, subjectDeadLetter+"unknown")
+	if err != nil || !bytes.Equal(m.Data, []byte("{not json")) {
+		t.Errorf("dead letter: %v", err)
+	}
+}
+
+func TestDrainFinishesJobInFlight(t *testing.T) {
+	files := corpusKernel(t)
+	slow := &slowAnalyzer{Analyzer: triageAnalyzer(t, ""), d: 500 * time.Millisecond, started: make(chan struct{}, 1)}
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: slow})
+	e.submitAll(files[:1], Meta{})
+	<-slow.started
+	e.stop() // cancel while the job runs: it must finish and be acked
+	if n := e.streamMsgs(ReportStream); n != 1 {
+		t.Errorf("%d reports after drain, want 1", n)
+	}
+	if n := e.streamMsgs(JobStream); n != 0 {
+		t.Errorf("%d jobs left after drain, want 0", n)
+	}
+}
+
+type slowAnalyzer struct {
+	Analyzer
+	d       time.Duration
+	started chan struct{}
+}
+
+func (s *slowAnalyzer) Analyze(ctx context.Context, path string, job *Job) (*Result, error) {
+	select {
+	case s.started <- struct{}{}:
+	default:
+	}
+	time.Sleep(s.d)
+	return s.Analyzer.Analyze(ctx, path, job)
+}
+
+func TestClassification(t *testing.T) {
+	tests := []struct {
+		err       error
+		permanent bool
+	}{
+		{errors.New("disk on fire"), false},
+		{nats.ErrTimeout, false},
+		{context.DeadlineExceeded, false},
+		{Permanent(errors.New("x")), true},
+		{fmt.Errorf("open: %w", errDigestMismatch), false},
+		{Permanent(fmt.Errorf("open: %w", errDigestMismatch)), true},
+	}
+	for _, tc := range tests {
+		if got := IsPermanent(tc.err); got != tc.permanent {
+			t.Errorf("IsPermanent(%v) = %v", tc.err, got)
+		}
+		if got := IsTransient(tc.err); got == tc.permanent {
+			t.Errorf("IsTransient(%v) = %v", tc.err, got)
+		}
+	}
+}
