@@ -252,6 +252,7 @@ var _ Dump = (*UserDump)(nil)
 // errors to *MemoryError values.
 type userMemory struct{ m *minidump.Memory }
 
+// ReadVirtual implements Memory.
 func (um userMemory) ReadVirtual(p []byte, addr uint64) (int, error) {
 	if um.m == nil {
 		return 0, &MemoryError{Addr: addr, Err: ErrNotPresent}
@@ -310,6 +311,7 @@ type LegacyUserDumpError struct {
 	Problem string
 }
 
+// Error says what the file is, what its header holds and what to do.
 func (e *LegacyUserDumpError) Error() string {
 	sig, bits := "USERDU64", "64"
 	if e.Format == FormatUserDump32 {

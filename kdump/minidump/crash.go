@@ -157,6 +157,8 @@ func (a *AccessViolation) Reason() string {
 	return a.Code.String() + "_" + a.Kind.String()
 }
 
+// String returns the reason and target, e.g.
+// "EXCEPTION_ACCESS_VIOLATION_WRITE at 0x45".
 func (a *AccessViolation) String() string {
 	s := fmt.Sprintf("%s at %#x", a.Reason(), a.Address)
 	if a.Code == StatusInPageError {

@@ -29,6 +29,7 @@ type FormatError struct {
 	Err    error  // underlying sentinel (ErrTruncated, ErrTooLarge...), may be nil
 }
 
+// Error returns "minidump: what: msg at offset 0x...: cause".
 func (e *FormatError) Error() string {
 	s := "minidump: " + e.What + ": " + e.Msg
 	if e.Offset >= 0 {
@@ -53,6 +54,7 @@ type MemoryError struct {
 	Err  error  // ErrNotPresent, or a *FormatError from the file
 }
 
+// Error names the address and the cause.
 func (e *MemoryError) Error() string {
 	return fmt.Sprintf("minidump: reading address %#x: %v", e.Addr, e.Err)
 }
