@@ -165,3 +165,50 @@ func FuzzParseKDBG(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPatchedDump patches bytes anywhere in the stored parts of synthetic
+// dumps of every layout (headers, page tables, the module list, KDBG,
+// PRCBs...) without copying whole files, so each run is cheap.
+func FuzzPatchedDump(f *testing.F) {
+	var bases []*kdumptest.Image
+	for _, a := range memoryArches {
+		for _, k := range []kdumptest.Kind{kdumptest.Full, kdumptest.BitmapKernel, kdumptest.RDMPComplete} {
+			im, _, err := kdumptest.Build(kdumptest.Spec{Arch: a, Kind: k, Processors: 2})
+			if err != nil {
+				f.Fatal(err)
+			}
+			bases = append(bases, im)
+		}
+	}
+	for _, a := range []kdumptest.Arch{kdumptest.AMD64, kdumptest.ARM64, kdumptest.X86, kdumptest.ARM} {
+		im, _, err := kdumptest.Build(kdumptest.Spec{Arch: a, Kind: kdumptest.Triage, Processors: 2})
+		if err != nil {
+			f.Fatal(err)
+		}
+		bases = append(bases, im)
+	}
+	for i := range bases {
+		f.Add(uint8(i), uint32(0), uint32(0x88), []byte{0xFF, 0xFF})
+		f.Add(uint8(i), uint32(3), uint32(0x100), []byte("\x00\x00\x00\x00\x00\x00\x00\x00"))
+		f.Add(uint8(i), uint32(7), uint32(0x800), []byte{0x01, 0x10, 0, 0, 0, 0, 0, 0x80})
+	}
+	f.Fuzz(func(t *testing.T, which uint8, block, at uint32, patch []byte) {
+		base := bases[int(which)%len(bases)]
+		blocks := base.Blocks()
+		im := base.Clone()
+		off := blocks[int(block)%len(blocks)] + int64(at%4096)
+		im.WriteAt(patch[:min(len(patch), 64)], off)
+		if which&0x80 != 0 { // also cut the file
+			im.Truncate(off)
+		}
+		df, err := NewFile(im, im.Size())
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("NewFile: untyped error %v", err)
+			}
+			return
+		}
+		exercise(t, df)
+	})
+}

@@ -148,3 +148,24 @@ func (im *Image) WriteTemp(dir, pattern string) (string, error) {
 	}
 	return f.Name(), f.Close()
 }
+
+// Clone returns an independent copy of the image.
+func (im *Image) Clone() *Image {
+	c := &Image{size: im.size, blocks: make(map[int64]*[blockSize]byte, len(im.blocks))}
+	for k, b := range im.blocks {
+		nb := *b
+		c.blocks[k] = &nb
+	}
+	return c
+}
+
+// Blocks returns the file offsets of the stored blocks, sorted: the parts
+// of the file that hold something (for tests that patch a dump).
+func (im *Image) Blocks() []int64 {
+	out := make([]int64, 0, len(im.blocks))
+	for k := range im.blocks {
+		out = append(out, k*blockSize)
+	}
+	slices.Sort(out)
+	return out
+}
