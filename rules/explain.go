@@ -50,6 +50,7 @@ func PrecedenceOrder() []string { return append([]string(nil), precedenceOrder..
 // Explain describes how the set treats frame f in the crash described by in
 // (in.Frames is not looked at; the crash conditions use the other fields).
 func (s *Set) Explain(in Input, f Frame) Explanation {
+	s = s.orEmpty()
 	f.Module = canonicalModule(f.Module)
 	ctx := s.newCtx(&in)
 	c := &ctx

@@ -99,6 +99,9 @@ func (s *Set) decide(c *matchCtx, f *Frame) *rule {
 // has rules on module images, timestamps or versions and in.Modules is not
 // empty.
 func (s *Set) Decide(in *Input, f Frame) FrameDecision {
+	if s == nil || in == nil {
+		return FrameDecision{}
+	}
 	c := s.newCtx(in)
 	f.Module = canonicalModule(f.Module)
 	return decision(s.decide(&c, &f))
@@ -154,7 +157,7 @@ func decision(r *rule) FrameDecision {
 // definite owner, then maybe_, then frames no rule owns, then last_; ignored
 // frames never), and merges the actions of the rules that fire.
 func (s *Set) Match(in Input) Result {
-	return s.match(&in, -2)
+	return s.orEmpty().match(&in, -2)
 }
 
 // MatchBlamed is Match with the blamed frame chosen by the caller (for
@@ -165,7 +168,7 @@ func (s *Set) MatchBlamed(in Input, blamed int) Result {
 	if blamed < -1 || blamed >= len(in.Frames) {
 		blamed = -1
 	}
-	return s.match(&in, blamed)
+	return s.orEmpty().match(&in, blamed)
 }
 
 func (s *Set) match(orig *Input, blamed int) Result {

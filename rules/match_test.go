@@ -496,3 +496,21 @@ func TestConcurrentMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestNilAndEmptySet(t *testing.T) {
+	var s *Set
+	in := Input{Frames: stack("nt!KeBugCheckEx", "mydrv!X")}
+	for _, set := range []*Set{s, Merge()} {
+		res := set.Match(in)
+		if res.Blame != 0 || len(res.Frames) != 2 || res.Actions.Owner != "" || len(res.Fired) != 0 {
+			t.Errorf("empty set: %+v", res)
+		}
+		if set.Len() != 0 || len(set.Hash()) != 64 || set.Decide(&in, frame("a!b")).Rule != "" {
+			t.Errorf("empty set accessors")
+		}
+		_ = set.Explain(in, frame("a!b")).String()
+	}
+	if s.Hash() != Merge().Hash() {
+		t.Error("nil and empty sets hash differently")
+	}
+}

@@ -32,16 +32,34 @@ type Set struct {
 }
 
 // Len returns the number of rules in the set.
-func (s *Set) Len() int { return len(s.rules) }
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.rules)
+}
 
 // Files returns the files the set was loaded from, in load order.
-func (s *Set) Files() []string { return append([]string(nil), s.files...) }
+func (s *Set) Files() []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s.files...)
+}
+
+// orEmpty lets every method treat a nil *Set as an empty set.
+func (s *Set) orEmpty() *Set {
+	if s == nil {
+		return Merge()
+	}
+	return s
+}
 
 // Hash returns a stable identity of the rule set's behaviour: the hex
 // SHA-256 of the canonical form of every rule in precedence order. Comments,
 // descriptions, file names and line numbers do not change it; a change to any
 // pattern, condition, action, priority, order or layer does.
-func (s *Set) Hash() string { return s.hash }
+func (s *Set) Hash() string { return s.orEmpty().hash }
 
 // Parse parses and compiles one rule file's content. name is used in error
 // messages and rule sources. The error, if any, is an ErrorList.
