@@ -27,6 +27,7 @@ type symServer struct {
 	slow     map[string]time.Duration // URL path -> delay before answering
 	fail503  map[string]int           // URL path -> number of 503 answers before serving
 	status   map[string]int           // URL path -> fixed status
+	stall    map[string]bool          // URL path -> send half the body, then hang
 	delay    time.Duration            // before every file answer
 	chunked  bool                     // omit Content-Length
 	inFlight int
@@ -34,7 +35,7 @@ type symServer struct {
 }
 
 func newSymServer(t *testing.T) *symServer {
-	s := &symServer{root: t.TempDir(), hits: map[string]int{}, slow: map[string]time.Duration{}, fail503: map[string]int{}, status: map[string]int{}}
+	s := &symServer{root: t.TempDir(), hits: map[string]int{}, slow: map[string]time.Duration{}, fail503: map[string]int{}, status: map[string]int{}, stall: map[string]bool{}}
 	s.srv = httptest.NewServer(s)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -64,7 +65,7 @@ func (s *symServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.hits[p]++
 	n := s.hits[p]
-	slow, fails, st, delay, chunked := s.slow[p], s.fail503[p], s.status[p], s.delay, s.chunked
+	slow, fails, st, delay, chunked, stall := s.slow[p], s.fail503[p], s.status[p], s.delay, s.chunked, s.stall[p]
 	s.inFlight++
 	s.maxIn = max(s.maxIn, s.inFlight)
 	s.mu.Unlock()
@@ -104,6 +105,12 @@ func (s *symServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !chunked {
 		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+	}
+	if stall {
+		w.Write(b[:len(b)/2])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
 	}
 	w.Write(b)
 }
@@ -231,6 +238,8 @@ func TestHTTPFailures(t *testing.T) {
 		{"403 is not retried", func(s *symServer) { s.status["/download/symbols/"+rel] = 403 }, nil, ErrNotFound, 1},
 		{"slow answer hits the timeout", func(s *symServer) { s.slow["/download/symbols/"+rel] = 5 * time.Second },
 			func(o *Options) { o.Timeout, o.Retries = 100*time.Millisecond, 1 }, context.DeadlineExceeded, 2},
+		{"body stalls mid-way", func(s *symServer) { s.stall["/download/symbols/"+rel] = true },
+			func(o *Options) { o.Timeout, o.Retries = 150*time.Millisecond, 1 }, context.DeadlineExceeded, 2},
 		{"too large", nil, func(o *Options) { o.MaxFileSize = 1000 }, ErrTooLarge, 1},
 		{"too large without length", func(s *symServer) { s.chunked = true }, func(o *Options) { o.MaxFileSize = 1000 }, ErrTooLarge, 1},
 		{"no retries", func(s *symServer) { s.fail503["/download/symbols/"+rel] = 1 }, func(o *Options) { o.Retries = -1 }, ErrNotFound, 1},
@@ -263,6 +272,12 @@ func TestHTTPFailures(t *testing.T) {
 			if time.Since(start) > 4*time.Second {
 				t.Errorf("took %v: the timeout did not cut the slow answer", time.Since(start))
 			}
+			filepath.WalkDir(o.DefaultCache, func(p string, d os.DirEntry, err error) error {
+				if err == nil && strings.HasSuffix(d.Name(), ".tmp") {
+					t.Errorf("temporary file left behind: %s", p)
+				}
+				return nil
+			})
 			// A failure that is not a miss must not be remembered as one.
 			if tt.wantErr != nil && !errors.Is(tt.wantErr, ErrNotFound) {
 				if neg := c.tiers[0].http.neg; neg.has(c.tiers[0].http.base + "|" + k.String()) {
