@@ -34,8 +34,8 @@ type Explanation struct {
 	Precedence []string      // the precedence order, spelled out
 }
 
-// PrecedenceOrder lists the steps that decide between matching rules, in
-// order.
+// precedenceOrder lists the steps that decide between matching rules, in
+// order; it mirrors before() in set.go.
 var precedenceOrder = []string{
 	"1. higher priority",
 	"2. more specific pattern: module side first (exact > longer prefix > glob > *), then function side",
