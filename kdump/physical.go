@@ -54,6 +54,9 @@ type memoryDump struct {
 	size int64
 	what string          // what describes the page map, for errors
 	runs []PhysicalRange // sorted by PFN, non-overlapping
+	// truncated is set when the page map was cut at the end of the file:
+	// pages the bitmap places past it have no run.
+	truncated bool
 	// Kernel state, filled lazily.
 	kern kernelState
 }
@@ -72,6 +75,10 @@ func (m *memoryDump) ReadPhysical(p []byte, addr uint64) (int, error) {
 		pfn := a / PageSize
 		i := sort.Search(len(m.runs), func(i int) bool { return m.runs[i].PFN+m.runs[i].Pages > pfn })
 		if i == len(m.runs) || m.runs[i].PFN > pfn {
+			if m.truncated {
+				return done, &MemoryError{Addr: a, Physical: true, Err: &FormatError{Offset: m.size, What: m.what,
+					Msg: "page is not in the dump, or lies past the end of the truncated file", Err: ErrNotPresent}}
+			}
 			return done, &MemoryError{Addr: a, Physical: true, Err: ErrNotPresent}
 		}
 		run := m.runs[i]
@@ -149,7 +156,7 @@ func (f *File) initPhysical() error {
 			}
 		}
 		end := uint64(last.Offset) + last.Pages*PageSize
-		if end > uint64(f.size) {
+		if end > uint64(f.size) || md.truncated {
 			f.partial = append(f.partial, &FormatError{Offset: f.size, What: md.what,
 				Msg: fmt.Sprintf("the page map needs %d bytes but the file has %d: pages past the end are missing (truncated dump)", end, f.size),
 				Err: io.ErrUnexpectedEOF})
@@ -264,7 +271,9 @@ func (m *memoryDump) initBitmap(f *File) error {
 			Msg: fmt.Sprintf("FirstPage %#x lies past the end of the file: no pages are stored (truncated dump)", firstPage), Err: io.ErrUnexpectedEOF})
 	}
 
-	// Scan: runs of set bits become page runs, packed from FirstPage.
+	// Scan: runs of set bits become page runs, packed from FirstPage. Runs
+	// that would start past the end of the file are not kept (their pages
+	// cannot be read), which bounds the run list by the file size.
 	fileOff := firstPage
 	var setBits uint64
 	runStart, inRun := uint64(0), false
@@ -274,6 +283,11 @@ func (m *memoryDump) initBitmap(f *File) error {
 		}
 		inRun = false
 		n := end - runStart
+		if fileOff >= uint64(f.size) {
+			m.truncated = true
+			fileOff += n * PageSize
+			return nil
+		}
 		if len(m.runs) >= maxPhysRuns {
 			return formatErr(bmOff, "bitmap", "more than %d page runs", maxPhysRuns)
 		}

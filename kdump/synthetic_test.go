@@ -338,6 +338,7 @@ func TestSyntheticBitmapScan(t *testing.T) {
 		im.WriteAt(bm, hdr+0x38)
 		var want []PhysicalRange
 		var present uint64
+		pastEOF := ^uint64(0)
 		off := facts.FirstPageOffset
 		for pfn := uint64(0); pfn < nbits; pfn++ {
 			if bm[pfn/8]>>(pfn%8)&1 == 0 {
@@ -346,8 +347,11 @@ func TestSyntheticBitmapScan(t *testing.T) {
 			present++
 			if n := len(want); n > 0 && want[n-1].PFN+want[n-1].Pages == pfn {
 				want[n-1].Pages++
-			} else {
+			} else if off < im.Size() { // runs starting past the end are dropped
 				want = append(want, PhysicalRange{PFN: pfn, Pages: 1, Offset: off})
+			}
+			if off >= im.Size() && pastEOF == ^uint64(0) {
+				pastEOF = pfn
 			}
 			off += PageSize
 		}
@@ -366,6 +370,11 @@ func TestSyntheticBitmapScan(t *testing.T) {
 		// Pages past the end of the file are reported, not read.
 		if len(f.Problems()) != 1 {
 			t.Errorf("seed %d: problems %v", seed, f.Problems())
+		}
+		var b [8]byte
+		var fe *FormatError
+		if _, err := f.Physical().ReadPhysical(b[:], pastEOF*PageSize); !IsNotPresent(err) || !errors.As(err, &fe) {
+			t.Errorf("seed %d: page %#x past the end: %v", seed, pastEOF, err)
 		}
 	}
 }
