@@ -15,7 +15,7 @@ type Found struct {
 	Path    string // local, uncompressed file
 	Exact   bool   // found under the key's index directory; false: by name alone in a plain directory, so the caller must check the file's identity (PDB GUID and age, PE timestamp and size)
 	Element int    // index of the symbol-path element that had it (-1 for stores not built from a Path)
-	Source  string // the store or URL it came from
+	Source  string // the store (directory or URL) that had it
 }
 
 func (o *Options) maxFileSize() int64 {
@@ -75,7 +75,11 @@ func (t *tiered) fetch(ctx context.Context, k Key) (Found, error) {
 		if h.compressed {
 			targets = t.caches[:i+1]
 		}
-		return t.materialize(h, k, targets, limit)
+		f, err := t.materialize(h, k, targets, limit)
+		if err == nil {
+			f.Source = c
+		}
+		return f, err
 	}
 	if t.dir != nil {
 		h, err := t.dir.lookup(k)
@@ -125,10 +129,10 @@ func (t *tiered) fetch(ctx context.Context, k Key) (Found, error) {
 	return Found{}, &NotFoundError{Key: k, Tried: tried}
 }
 
-// flatCandidates lists the by-name locations in a plain directory, as
-// WinDbg searches them: DIR/file, DIR/ext/file, DIR/symbols/ext/file, where
-// ext is the image's extension (dll, exe, sys) or, for a PDB, the
-// extension of... the PDB itself; and the compressed name.
+// flatCandidates lists the by-name locations in a plain directory, after
+// WinDbg: DIR/file, DIR/fil_, DIR/ext/file and DIR/symbols/ext/file. WinDbg
+// takes ext from the image (dll, exe, sys); a key knows only its own file,
+// so ext is the file's extension (pdb for a PDB).
 func flatCandidates(dir string, k Key) []string {
 	ext := strings.TrimPrefix(filepath.Ext(k.File), ".")
 	c := []string{filepath.Join(dir, k.File), filepath.Join(dir, k.CompressedFile())}

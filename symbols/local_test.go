@@ -204,8 +204,9 @@ func TestCacheElementAndDownstreamChain(t *testing.T) {
 	// Remove from C1 and the upstream: the copy in C2 refills C1.
 	os.RemoveAll(filepath.Join(c1, "amdppm.sys"))
 	os.RemoveAll(filepath.Join(up, "amdppm.sys"))
-	if p, err = c.Fetch(context.Background(), k); err != nil || p != filepath.Join(c1, filepath.FromSlash(k.String())) {
-		t.Fatalf("refill from C2: %s, %v", p, err)
+	f, err := c.Locate(context.Background(), k)
+	if err != nil || f.Path != filepath.Join(c1, filepath.FromSlash(k.String())) || f.Source != c2 || !f.Exact {
+		t.Fatalf("refill from C2: %+v, %v", f, err)
 	}
 
 	// cache*DIR in front of a plain store element caches what it finds.
