@@ -210,6 +210,10 @@ func TestAgainstReadobj(t *testing.T) {
 			}
 			defer f.Close()
 			checkCodeView(t, f, want)
+			if f.Machine == MachineARM64 {
+				checkARM64(t, f, tool, path)
+				return
+			}
 			if f.Machine != MachineAMD64 {
 				if len(want.funcs) != 0 {
 					t.Errorf("llvm-readobj shows %d functions for %v", len(want.funcs), f.Machine)
@@ -377,4 +381,122 @@ func TestCorpusMappedEqualsFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readobjARM64 is one ARM64 RuntimeFunction as llvm-readobj prints it:
+// its "Key: value" fields and the prologue opcodes of .xdata records.
+type readobjARM64 struct {
+	fields  map[string]string
+	opcodes []string // "0xc200", ... in order, "end" included
+}
+
+func runReadobjARM64(t *testing.T, tool, path string) []readobjARM64 {
+	out, err := exec.Command(tool, "--unwind", path).Output()
+	if err != nil {
+		t.Fatalf("%s --unwind %s: %v", tool, path, err)
+	}
+	var fs []readobjARM64
+	inPrologue := false
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "RuntimeFunction {":
+			fs = append(fs, readobjARM64{fields: map[string]string{}})
+		case len(fs) == 0:
+		case line == "Prologue [":
+			inPrologue = true
+		case inPrologue && line == "]":
+			inPrologue = false
+		case inPrologue:
+			if strings.HasPrefix(line, "0x") {
+				fs[len(fs)-1].opcodes = append(fs[len(fs)-1].opcodes, strings.Fields(line)[0])
+			}
+		default:
+			if k, v, ok := strings.Cut(line, ":"); ok && !strings.Contains(k, " ") {
+				if _, dup := fs[len(fs)-1].fields[k]; !dup {
+					fs[len(fs)-1].fields[k] = strings.TrimSpace(v)
+				}
+			}
+		}
+	}
+	return fs
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "Yes"
+	}
+	return "No"
+}
+
+// checkARM64 compares the ARM64 .pdata entries, packed fields and .xdata
+// headers and codes with llvm-readobj --unwind.
+func checkARM64(t *testing.T, f *File, tool, path string) {
+	want := runReadobjARM64(t, tool, path)
+	fs, err := f.ARM64Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != len(want) {
+		t.Fatalf("%d functions, llvm-readobj %d", len(fs), len(want))
+	}
+	base := f.OptionalHeader.ImageBase
+	for i, af := range fs {
+		w := want[i].fields
+		got := map[string]string{"Function": fmt.Sprintf("0x%X", base+uint64(af.Begin))}
+		if p, ok := af.Packed(); ok {
+			got["Fragment"] = yesNo(p.Flag == 2)
+			got["FunctionLength"] = fmt.Sprint(p.FunctionLength)
+			got["RegF"] = fmt.Sprint(p.RegF)
+			got["RegI"] = fmt.Sprint(p.RegI)
+			got["HomedParameters"] = yesNo(p.H)
+			got["CR"] = fmt.Sprint(p.CR)
+			got["FrameSize"] = fmt.Sprint(p.FrameSize)
+		} else {
+			x, err := f.ARM64XData(af)
+			if err != nil {
+				t.Errorf("function %#x: %v", af.Begin, err)
+				continue
+			}
+			got["ExceptionRecord"] = fmt.Sprintf("0x%X", base+uint64(x.RVA))
+			got["FunctionLength"] = fmt.Sprint(x.FunctionLength)
+			got["Version"] = fmt.Sprint(x.Version)
+			got["ExceptionData"] = yesNo(x.X)
+			got["EpiloguePacked"] = yesNo(x.E)
+			if x.E {
+				got["EpilogueOffset"] = fmt.Sprint(x.EpilogCount)
+			} else {
+				got["EpilogueScopes"] = fmt.Sprint(len(x.Epilogs))
+			}
+			got["ByteCodeLength"] = fmt.Sprint(len(x.Codes))
+			codes, err := DecodeARM64Codes(x.Codes)
+			if err != nil {
+				t.Errorf("function %#x: %v", af.Begin, err)
+			}
+			var ops []string
+			at := 0
+			for _, c := range codes {
+				ops = append(ops, fmt.Sprintf("0x%x", x.Codes[at:at+c.Len]))
+				at += c.Len
+			}
+			var wantOps []string
+			for _, o := range want[i].opcodes {
+				wantOps = append(wantOps, strings.ToLower(o))
+			}
+			if fmt.Sprint(ops) != fmt.Sprint(wantOps) {
+				t.Errorf("function %#x: codes %v, llvm-readobj %v", af.Begin, ops, wantOps)
+			}
+		}
+		for k, v := range got {
+			wv := w[k]
+			if f := strings.Fields(wv); len(f) > 0 && k != "Fragment" {
+				wv = f[0]
+			}
+			if !strings.EqualFold(v, wv) {
+				t.Errorf("function %#x: %s = %s, llvm-readobj %q", af.Begin, k, v, w[k])
+			}
+		}
+	}
+	t.Logf("%d ARM64 functions agree", len(fs))
 }

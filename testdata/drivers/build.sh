@@ -1,6 +1,7 @@
 #!/bin/sh
-# Rebuilds kdtdrv.sys and kdtdrv.pdb from kdtdrv.c and unwind.S with clang
-# and lld-link (Debian packages clang and lld). The outputs are committed so
+# Rebuilds kdtdrv.sys and kdtdrv.pdb (x64, from kdtdrv.c and unwind.S) and
+# kdtdrv_arm64.sys and kdtdrv_arm64.pdb (ARM64, from kdtdrv.c) with clang and
+# lld-link (Debian packages clang and lld). The outputs are committed so
 # that tests run without the tools; tests also rebuild them when the tools
 # are present and check the rebuilt image unwinds the same way.
 set -eu
@@ -19,3 +20,12 @@ lld-link /nologo /driver /subsystem:native /entry:DriverEntry /nodefaultlib \
 	/export:AsmFramePointer /export:AsmTrapHandler /export:AsmInterrupted \
 	/export:AsmInterruptedAt /export:AsmFarSaves /export:LeafTouchAsm \
 	"$tmp/kdtdrv.obj" "$tmp/unwind.obj"
+
+clang --target=aarch64-pc-windows-msvc -O1 -g -gcodeview -mno-stack-arg-probe \
+	-fno-stack-protector -ffreestanding -fasynchronous-unwind-tables -c "$src/kdtdrv.c" -o "$tmp/kdtdrv_arm64.obj"
+lld-link /nologo /machine:arm64 /driver /subsystem:native /entry:DriverEntry /nodefaultlib \
+	/debug /pdb:"$out/kdtdrv_arm64.pdb" /pdbaltpath:kdtdrv_arm64.pdb /out:"$out/kdtdrv_arm64.sys" \
+	/timestamp:0x5F000001 /implib:"$tmp/kdtdrv_arm64.lib" \
+	/export:DriverEntry /export:WithFrameRecord /export:FloatWork /export:HugeFrame \
+	/export:LargeFrame /export:SavesNonVolatiles /export:LeafTouch \
+	"$tmp/kdtdrv_arm64.obj"

@@ -7,8 +7,10 @@
 
 typedef unsigned long long u64;
 
-// Implemented in unwind.S with explicit SEH directives.
+#if defined(__x86_64__)
+// Implemented in unwind.S with explicit SEH directives (x64 only).
 u64 AsmFramePointer(u64 x);
+#endif
 
 volatile u64 g_sink;
 
@@ -53,6 +55,7 @@ __declspec(noinline) u64 FloatWork(u64 n) {
 	return r + (u64)(x + y + z) + (u64)(x * z);
 }
 
+#if defined(__x86_64__)
 __declspec(noinline) u64 CallsAsm(u64 n) {
 	return AsmFramePointer(n + 1) + 1;
 }
@@ -66,3 +69,17 @@ u64 DriverEntry(void *driver, void *registry) {
 	(void)registry;
 	return CallsAsm((u64)driver) + 5;
 }
+#else
+// ARM64 build (kdtdrv_arm64.sys): the C chain only.
+__declspec(noinline) u64 WithFrameRecord(u64 n) {
+	// alloca forces a frame pointer: a chained frame record (x29, lr).
+	volatile char *p = __builtin_alloca(n & 0xF0);
+	p[0] = (char)n;
+	return FloatWork(n + p[0]) + 7;
+}
+
+u64 DriverEntry(void *driver, void *registry) {
+	(void)registry;
+	return WithFrameRecord((u64)driver) + 5;
+}
+#endif

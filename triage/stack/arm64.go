@@ -26,7 +26,8 @@ func (w *walker) callerARM64(f *Frame, first bool) (Frame, bool) {
 	}
 	if m != nil {
 		if img := w.image(m); img != nil {
-			if c, valid, ok := unwindARM64(img, m.Base, f, w.in.Memory); ok && w.plausibleCaller(f, &c, false) {
+			if c, valid, ok := unwindARM64(img, m.Base, f, w.in.Memory); ok && w.plausibleCaller(f, &c, false) ||
+				ok && !f.IsCaller() && c.SP() == f.SP && w.plausibleCaller(f, &c, true) {
 				return w.newFrame(c, valid, FoundByUnwind), true
 			}
 		}
@@ -50,10 +51,10 @@ func (w *walker) callerARM64(f *Frame, first bool) (Frame, bool) {
 }
 
 // unwindARM64 applies an .xdata record's prolog unwind codes in order (each
-// undoes one prolog instruction) and returns through LR. Packed entries
-// with a frame record (CR=3) unwind through the record. Epilogs are not
-// recognised: an IP inside one gives a wrong caller that plausibility
-// checks usually reject.
+// undoes one prolog instruction) and returns through LR; packed entries are
+// unwound by unwindARM64Packed, and code without an entry as a leaf (PC =
+// LR, first frame only). Epilogs are not recognised: an IP inside one gives
+// a wrong caller that plausibility checks usually reject.
 func unwindARM64(img *pe.File, base uint64, f *Frame, mem kdump.Memory) (kdump.Context, RegSet, bool) {
 	c := *f.Context
 	valid := f.Valid
@@ -67,8 +68,17 @@ func unwindARM64(img *pe.File, base uint64, f *Frame, mem kdump.Memory) (kdump.C
 		lookup -= 4
 	}
 	af, _, ok, err := img.LookupARM64Function(lookup)
-	if err != nil || !ok {
+	if err != nil {
 		return c, valid, false
+	}
+	if !ok {
+		// No .pdata entry: a leaf function, which keeps its return address
+		// in LR and allocates no stack. Only the current frame can be one.
+		if f.IsCaller() || !valid.Has(kdump.RegARM64LR) {
+			return c, valid, false
+		}
+		c.PC = stripPAC(c.GPR[kdump.RegARM64LR])
+		return c, valid &^ (1 << kdump.RegARM64LR), true
 	}
 	read := func(a uint64) (uint64, bool) {
 		v, err := kdump.ReadU64(mem, a)
@@ -76,34 +86,7 @@ func unwindARM64(img *pe.File, base uint64, f *Frame, mem kdump.Memory) (kdump.C
 	}
 	sp := c.GPR[kdump.RegARM64SP]
 	if p, packed := af.Packed(); packed {
-		if p.CR != 3 || !valid.Has(kdump.RegARM64FP) {
-			return c, valid, false
-		}
-		// A chained frame: x29 points at {x29, lr}; the caller's SP is the
-		// frame's top, FrameSize above the SP the prolog started from.
-		fp := c.GPR[kdump.RegARM64FP]
-		savedFP, ok1 := read(fp)
-		lr, ok2 := read(fp + 8)
-		if !ok1 || !ok2 {
-			return c, valid, false
-		}
-		// Everything below the frame record is the local area; the record
-		// sits at the bottom of the saved-register area's top for CR=3.
-		intSize := uint64(p.RegI) * 8
-		fpSize := uint64(0)
-		if p.RegF > 0 {
-			fpSize = uint64(p.RegF+1) * 8
-		}
-		homed := uint64(0)
-		if p.H {
-			homed = 64
-		}
-		saved := (intSize + fpSize + homed + 15) &^ 15
-		local := uint64(p.FrameSize) - saved
-		c.PC = stripPAC(lr)
-		c.GPR[kdump.RegARM64FP] = savedFP
-		c.GPR[kdump.RegARM64SP] = fp + local
-		return c, RegSet(1)<<kdump.RegARM64SP | RegSet(1)<<kdump.RegARM64FP, true
+		return unwindARM64Packed(p, c, valid, read)
 	}
 	x, err := img.ARM64XData(af)
 	if err != nil {
@@ -231,5 +214,73 @@ done:
 	}
 	c.PC = stripPAC(c.GPR[kdump.RegARM64LR])
 	c.GPR[kdump.RegARM64SP] = sp
+	return c, valid, true
+}
+
+// unwindARM64Packed unwinds a function described by packed unwind data from
+// its body: the canonical prolog saves x19.. (and LR when CR=1) at the top
+// of the frame (SavSZ bytes below the entry SP), then FP registers and homed
+// parameters, then allocates the locals; with CR=3 a frame record {x29, lr}
+// sits at the bottom of the frame and x29 points to it.
+func unwindARM64Packed(p pe.ARM64Packed, c kdump.Context, valid RegSet, read func(uint64) (uint64, bool)) (kdump.Context, RegSet, bool) {
+	intSize := uint64(p.RegI) * 8
+	if p.CR == 1 {
+		intSize += 8
+	}
+	fpSize := uint64(0)
+	if p.RegF > 0 {
+		fpSize = uint64(p.RegF+1) * 8
+	}
+	homed := uint64(0)
+	if p.H {
+		homed = 64
+	}
+	savSize := (intSize + fpSize + homed + 15) &^ 15
+	frame := uint64(p.FrameSize)
+	if savSize > frame {
+		return c, valid, false
+	}
+	var entrySP uint64
+	switch p.CR {
+	case 3:
+		if !valid.Has(kdump.RegARM64FP) {
+			return c, valid, false
+		}
+		fp := c.GPR[kdump.RegARM64FP]
+		savedFP, ok1 := read(fp)
+		lr, ok2 := read(fp + 8)
+		if !ok1 || !ok2 {
+			return c, valid, false
+		}
+		c.GPR[kdump.RegARM64FP], c.GPR[kdump.RegARM64LR] = savedFP, lr
+		valid |= 1<<kdump.RegARM64FP | 1<<kdump.RegARM64LR
+		entrySP = fp + frame
+	case 0, 1:
+		entrySP = c.GPR[kdump.RegARM64SP] + frame
+	default:
+		return c, valid, false
+	}
+	saveBase := entrySP - savSize
+	for i := range uint64(p.RegI) {
+		v, ok := read(saveBase + 8*i)
+		if !ok {
+			return c, valid, false
+		}
+		c.GPR[19+i] = v
+		valid |= 1 << (19 + i)
+	}
+	if p.CR == 1 {
+		lr, ok := read(saveBase + intSize - 8)
+		if !ok {
+			return c, valid, false
+		}
+		c.GPR[kdump.RegARM64LR] = lr
+		valid |= 1 << kdump.RegARM64LR
+	}
+	if !valid.Has(kdump.RegARM64LR) {
+		return c, valid, false
+	}
+	c.PC = stripPAC(c.GPR[kdump.RegARM64LR])
+	c.GPR[kdump.RegARM64SP] = entrySP
 	return c, valid, true
 }

@@ -448,4 +448,27 @@ func TestDriverRebuild(t *testing.T) {
 			t.Errorf("function %#x differs from the rebuilt one", a[i].Begin)
 		}
 	}
+	// The ARM64 build: same .pdata entries and .xdata bytes.
+	ca, err1 := pe.Open(filepath.Join(driverDir, "kdtdrv_arm64.sys"))
+	ra, err2 := pe.Open(filepath.Join(out, "kdtdrv_arm64.sys"))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("arm64: %v %v", err1, err2)
+	}
+	defer ca.Close()
+	defer ra.Close()
+	x, _ := ca.ARM64Functions()
+	y, _ := ra.ARM64Functions()
+	if len(x) == 0 || fmt.Sprint(x) != fmt.Sprint(y) {
+		t.Errorf("arm64 .pdata differs: %v vs %v", x, y)
+	}
+	for i := range x {
+		if x[i].Flag() != 0 {
+			continue
+		}
+		d1, _ := ca.ARM64XData(x[i])
+		d2, _ := ra.ARM64XData(y[i])
+		if d1 == nil || d2 == nil || !bytes.Equal(d1.Codes, d2.Codes) {
+			t.Errorf("arm64 function %#x: .xdata differs", x[i].Begin)
+		}
+	}
 }
