@@ -112,3 +112,48 @@ func TestTriageX64NoSymbols(t *testing.T) {
 		})
 	}
 }
+
+// TestTriageARM64FrameRecords walks win10-arm64_mem.dmp (a 17134 ARM64
+// triage dump, 0xE2 MANUALLY_INITIATED_CRASH) with nothing but the dump.
+// ARM64 Windows code keeps frame records, so after the header CONTEXT
+// (PC in ntoskrnl) every frame comes from the X29 chain until the chain's
+// null terminator: the keyboard driver that raised the crash, HID parsing
+// and class drivers, WDF and the USB host controller driver, then the
+// kernel. Microsoft's debugger shows frame 11 in Wdf01000
+// (FxRequest::CompleteInternal); so does this walk.
+func TestTriageARM64FrameRecords(t *testing.T) {
+	d, err := kdump.Open(corpusFile(t, "kernel/win10-arm64_mem.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	mods, err := d.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.Context()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, err := Walk(context.Background(), Input{Context: c, Memory: d.Memory(), Modules: mods, Images: MemoryImages{Memory: d.Memory()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range frames {
+		t.Logf("%2d %v sp %#x", i, f, f.SP)
+	}
+	if len(frames) < 12 {
+		t.Fatalf("%d frames", len(frames))
+	}
+	if frames[0].FoundBy != FoundByContext || frames[0].Module != "ntoskrnl.exe" {
+		t.Errorf("frame 0 = %v", frames[0])
+	}
+	for i, f := range frames[1:] {
+		if f.FoundBy != FoundByFramePointer || f.SP <= frames[i].SP {
+			t.Errorf("frame %d = %v sp %#x", i+1, f, f.SP)
+		}
+	}
+	if frames[1].Module != "kbdhid.sys" || frames[11].Module != "Wdf01000.sys" || frames[len(frames)-1].Module != "ntoskrnl.exe" || frames[len(frames)-1].FP != 0 {
+		t.Errorf("frames 1, 11, last: %v, %v, %v (fp %#x)", frames[1], frames[11], frames[len(frames)-1], frames[len(frames)-1].FP)
+	}
+}

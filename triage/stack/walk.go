@@ -213,6 +213,11 @@ func (w *walker) newFrame(regs kdump.Context, valid RegSet, how FoundBy) Frame {
 
 // caller finds the frame that called f.
 func (w *walker) caller(f *Frame, first bool) (Frame, bool) {
+	// A frame-pointer chain that reaches a null frame pointer has ended on
+	// purpose (thread start); scanning past it only finds stale words.
+	if f.FoundBy == FoundByFramePointer && f.FP == 0 {
+		return Frame{}, false
+	}
 	switch w.machine {
 	case kdump.MachineAMD64:
 		return w.callerX64(f, first)
