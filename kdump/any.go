@@ -1,11 +1,14 @@
 package kdump
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/kdtriage/kdtriage/kdump/minidump"
@@ -338,37 +341,229 @@ func (e *LegacyUserDumpError) Error() string {
 // Unwrap returns ErrLegacyUserDump and ErrUnsupported.
 func (e *LegacyUserDumpError) Unwrap() []error { return []error{ErrLegacyUserDump, ErrUnsupported} }
 
-// Limits for the legacy module list.
+// Limits for legacy user dumps.
 const (
 	maxLegacyModules    = 4096
 	maxLegacyModuleName = 1024
+	maxLegacyThreads    = 1 << 16
+	maxLegacyRegions    = 1 << 20
 )
 
-// readLegacyUserDump reads the header of a USERDUMP/USERDU64 file and
-// returns the *LegacyUserDumpError that names it.
+// LegacyRegion is one MEMORY_BASIC_INFORMATION of a legacy user dump, with
+// the file offset of its bytes (the dump stores the bytes of every listed
+// region, back to back from DataOffset).
+type LegacyRegion struct {
+	Base, AllocationBase uint64
+	AllocationProtect    uint32
+	Size                 uint64
+	State, Protect, Type uint32
+	Offset               int64
+}
+
+// LegacyThread is a CRASH_THREAD entry with the file offset of its CONTEXT.
+type LegacyThread struct {
+	ID, SuspendCount, PriorityClass, Priority uint32
+	Teb                                       uint64
+	ContextOffset                             int64
+}
+
+// LegacyUserDump is a legacy full user-mode dump (USERDUMP or USERDU64):
+// header, debug event, threads with their contexts, modules and every
+// memory region of the process. It implements Dump. OpenAny reports these
+// files with a *LegacyUserDumpError; open them with OpenLegacyUserDump or
+// NewLegacyUserDump to read them.
+type LegacyUserDump struct {
+	r      io.ReaderAt
+	size   int64
+	closer io.Closer
+	info   LegacyUserDumpError
+	thread []LegacyThread
+	mods   []Module
+	region []LegacyRegion
+	mem    *legacyMemory
+}
+
+// OpenLegacyUserDump opens a USERDUMP/USERDU64 file. Close it when done.
+func OpenLegacyUserDump(path string) (*LegacyUserDump, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	d, err := NewLegacyUserDump(fh, st.Size())
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	d.closer = fh
+	return d, nil
+}
+
+// NewLegacyUserDump reads a USERDUMP/USERDU64 dump from r. Errors are
+// *FormatError values (ErrNotADump for other files).
+func NewLegacyUserDump(r io.ReaderAt, size int64) (*LegacyUserDump, error) {
+	format, err := Sniff(r, size)
+	if err != nil {
+		return nil, &FormatError{Offset: 0, What: "signature", Msg: "cannot read", Err: err}
+	}
+	if format != FormatUserDump64 && format != FormatUserDump32 {
+		return nil, formatErr(0, "signature", "not a USERDUMP/USERDU64 file (%v)", format).wrap(ErrNotADump)
+	}
+	d, err := parseLegacyUserDump(r, size, format)
+	if err != nil {
+		return nil, err
+	}
+	if d.info.Problem != "" {
+		return nil, formatErr(-1, "legacy user dump", "%s", d.info.Problem)
+	}
+	return d, nil
+}
+
+// Info returns what the header and debug event say (the same fields OpenAny
+// reports in its *LegacyUserDumpError).
+func (d *LegacyUserDump) Info() *LegacyUserDumpError { return &d.info }
+
+// Format returns FormatUserDump64 or FormatUserDump32.
+func (d *LegacyUserDump) Format() Format { return d.info.Format }
+
+// Machine returns the header's MachineImageType.
+func (d *LegacyUserDump) Machine() Machine { return d.info.Machine }
+
+// Threads returns the thread states with their context offsets.
+func (d *LegacyUserDump) Threads() []LegacyThread { return d.thread }
+
+// Regions returns the memory regions.
+func (d *LegacyUserDump) Regions() []LegacyRegion { return d.region }
+
+// Modules returns the module list; TimeDateStamp and CheckSum come from
+// each image's PE header in the dump's memory when it is there.
+func (d *LegacyUserDump) Modules() ([]Module, error) { return d.mods, nil }
+
+// Context returns the context of the thread of the debug event (the
+// faulting thread), else of the first thread.
+func (d *LegacyUserDump) Context() (*Context, error) {
+	if len(d.thread) == 0 {
+		return nil, formatErr(-1, "legacy user dump", "no threads").wrap(ErrNotPresent)
+	}
+	t := d.thread[0]
+	for _, th := range d.thread {
+		if d.info.HasException && th.ID == d.info.ThreadID {
+			t = th
+		}
+	}
+	return d.ThreadContext(t)
+}
+
+// ThreadContext decodes a thread's CONTEXT.
+func (d *LegacyUserDump) ThreadContext(t LegacyThread) (*Context, error) {
+	b := make([]byte, ContextSize(d.info.Machine))
+	if err := readAt(d.r, d.size, b, t.ContextOffset, "thread context"); err != nil {
+		return nil, err
+	}
+	c, err := ParseContext(d.info.Machine, b)
+	if err != nil {
+		return nil, &FormatError{Offset: t.ContextOffset, What: "thread context", Msg: "cannot decode", Err: err}
+	}
+	return c, nil
+}
+
+// Memory returns the process memory.
+func (d *LegacyUserDump) Memory() Memory { return d.mem }
+
+// Close closes the file if the dump was opened by OpenLegacyUserDump.
+func (d *LegacyUserDump) Close() error {
+	if d.closer == nil {
+		return nil
+	}
+	err := d.closer.Close()
+	d.closer = nil
+	return err
+}
+
+var _ Dump = (*LegacyUserDump)(nil)
+
+// legacyMemory reads the regions of a legacy user dump.
+type legacyMemory struct {
+	r       io.ReaderAt
+	regions []LegacyRegion // sorted by Base, non-overlapping
+}
+
+// ReadVirtual implements Memory.
+func (m *legacyMemory) ReadVirtual(p []byte, addr uint64) (int, error) {
+	done := 0
+	for done < len(p) {
+		a := addr + uint64(done)
+		i := sort.Search(len(m.regions), func(i int) bool { return m.regions[i].Base+m.regions[i].Size > a })
+		if i == len(m.regions) || m.regions[i].Base > a || a < addr {
+			return done, &MemoryError{Addr: a, Err: ErrNotPresent}
+		}
+		rg := m.regions[i]
+		inner := a - rg.Base
+		n := min(uint64(len(p)-done), rg.Size-inner)
+		got, err := m.r.ReadAt(p[done:done+int(n)], rg.Offset+int64(inner))
+		done += got
+		if got < int(n) {
+			return done, &MemoryError{Addr: addr + uint64(done), Err: &FormatError{Offset: rg.Offset + int64(inner) + int64(got), What: "memory region", Msg: "short read", Err: err}}
+		}
+	}
+	return done, nil
+}
+
+// Ranges implements Ranger.
+func (m *legacyMemory) Ranges() []Range {
+	out := make([]Range, len(m.regions))
+	for i, rg := range m.regions {
+		out[i] = Range{Start: rg.Base, End: rg.Base + rg.Size, Source: "user dump region"}
+	}
+	return out
+}
+
+// readLegacyUserDump reads a USERDUMP/USERDU64 file and returns the
+// *LegacyUserDumpError that names it.
 func readLegacyUserDump(r io.ReaderAt, size int64, format Format) error {
-	e := &LegacyUserDumpError{Format: format}
+	d, err := parseLegacyUserDump(r, size, format)
+	if err != nil {
+		return &LegacyUserDumpError{Format: format, Problem: err.Error()}
+	}
+	return &d.info
+}
+
+// parseLegacyUserDump reads the USERMODE_CRASHDUMP_HEADER32/64 and the
+// tables it points to. Parts that cannot be read are described in
+// info.Problem; the error is only for files too short for a header.
+func parseLegacyUserDump(r io.ReaderAt, size int64, format Format) (*LegacyUserDump, error) {
+	d := &LegacyUserDump{r: r, size: size, info: LegacyUserDumpError{Format: format}}
+	e := &d.info
 	le := binary.LittleEndian
 	is64 := format == FormatUserDump64
-	hsize := 0x40
+	hsize, ptr := 0x40, 4
 	if is64 {
-		hsize = 0x60
+		hsize, ptr = 0x60, 8
 	}
 	h := make([]byte, hsize)
 	if err := readAt(r, size, h, 0, "legacy user dump header"); err != nil {
-		e.Problem = "header truncated"
-		return e
+		return nil, err
 	}
 	e.MajorVersion, e.MinorVersion = le.Uint32(h[8:]), le.Uint32(h[12:])
 	e.Machine = Machine(le.Uint32(h[16:]))
 	e.ThreadCount, e.ModuleCount, e.MemoryRegionCount = le.Uint32(h[20:]), le.Uint32(h[24:]), le.Uint32(h[28:])
-	off := func(i int) int64 { // i-th offset field after the counts
+	off := func(i int) int64 { // offset fields after the counts
 		if is64 {
-			return int64(le.Uint64(h[0x20+8*i:]))
+			return int64(le.Uint64(h[0x20+8*i:]) & (1<<62 - 1))
 		}
 		return int64(le.Uint32(h[0x20+4*i:]))
 	}
-	moduleOff, debugEventOff := off(1), off(4)
+	threadOff, moduleOff, dataOff, regionOff, debugEventOff, threadStateOff := off(0), off(1), off(2), off(3), off(4), off(5)
+	d.mem = &legacyMemory{r: r}
+	problem := func(format string, args ...any) {
+		if e.Problem == "" {
+			e.Problem = fmt.Sprintf(format, args...)
+		}
+	}
 
 	// DEBUG_EVENT: code, process id, thread id, then (64-bit: after 4
 	// bytes of padding) an EXCEPTION_RECORD for exception events.
@@ -386,29 +581,116 @@ func readLegacyUserDump(r io.ReaderAt, size int64, format Format) error {
 	}
 
 	// Module list: packed {base (pointer), u32 size, u32 name length, name}.
-	ptr := 4
-	if is64 {
-		ptr = 8
-	}
 	pos := moduleOff
 	for i := uint32(0); i < e.ModuleCount && i < maxLegacyModules; i++ {
 		var mh [16]byte
 		if err := readAt(r, size, mh[:ptr+8], pos, "legacy module list"); err != nil {
-			e.Problem = fmt.Sprintf("module %d unreadable at %#x", i, pos)
+			problem("module %d unreadable at %#x", i, pos)
 			break
 		}
 		n := int64(le.Uint32(mh[ptr+4:]))
 		if n == 0 || n > maxLegacyModuleName {
-			e.Problem = fmt.Sprintf("module %d has a name of %d bytes at %#x", i, n, pos)
+			problem("module %d has a name of %d bytes at %#x", i, n, pos)
 			break
 		}
 		name := make([]byte, n)
 		if err := readAt(r, size, name, pos+int64(ptr)+8, "legacy module name"); err != nil {
-			e.Problem = fmt.Sprintf("module %d name unreadable at %#x", i, pos)
+			problem("module %d name unreadable at %#x", i, pos)
 			break
 		}
-		e.Modules = append(e.Modules, cString(name))
+		path := cString(name)
+		base := le.Uint64(mh[:8])
+		if !is64 {
+			base = uint64(le.Uint32(mh[:4]))
+		}
+		e.Modules = append(e.Modules, path)
+		d.mods = append(d.mods, Module{Name: baseName(path), Path: path, Base: base, Size: le.Uint32(mh[ptr:])})
 		pos += int64(ptr) + 8 + n
 	}
-	return e
+
+	// Memory regions (MEMORY_BASIC_INFORMATION64 or 32), data back to back.
+	rsize := int64(28)
+	if is64 {
+		rsize = 48
+	}
+	if e.MemoryRegionCount > maxLegacyRegions {
+		problem("%d memory regions", e.MemoryRegionCount)
+	} else if n := int64(e.MemoryRegionCount); n > 0 && !inFile(uint64(regionOff), uint64(n*rsize), size) {
+		problem("memory region table (%d entries at %#x) runs past the end of the file", n, regionOff)
+	} else if n > 0 {
+		rb := make([]byte, n*rsize)
+		if err := readAt(r, size, rb, regionOff, "memory regions"); err != nil {
+			problem("memory region table unreadable at %#x", regionOff)
+		} else {
+			data := dataOff
+			for i := range n {
+				b := rb[i*rsize:]
+				var rg LegacyRegion
+				if is64 {
+					rg = LegacyRegion{Base: le.Uint64(b), AllocationBase: le.Uint64(b[8:]), AllocationProtect: le.Uint32(b[16:]),
+						Size: le.Uint64(b[24:]), State: le.Uint32(b[32:]), Protect: le.Uint32(b[36:]), Type: le.Uint32(b[40:])}
+				} else {
+					rg = LegacyRegion{Base: uint64(le.Uint32(b)), AllocationBase: uint64(le.Uint32(b[4:])), AllocationProtect: le.Uint32(b[8:]),
+						Size: uint64(le.Uint32(b[12:])), State: le.Uint32(b[16:]), Protect: le.Uint32(b[20:]), Type: le.Uint32(b[24:])}
+				}
+				rg.Offset = data
+				if !inFile(uint64(data), rg.Size, size) {
+					problem("memory region %d (%#x bytes at %#x) runs past the end of the file", i, rg.Size, data)
+					break
+				}
+				data += int64(rg.Size)
+				d.region = append(d.region, rg)
+			}
+		}
+	}
+	sorted := slices.Clone(d.region)
+	slices.SortFunc(sorted, func(a, b LegacyRegion) int { return cmp.Compare(a.Base, b.Base) })
+	for _, rg := range sorted {
+		if rg.Size == 0 || rg.Base+rg.Size < rg.Base {
+			continue
+		}
+		if n := len(d.mem.regions); n > 0 && rg.Base < d.mem.regions[n-1].Base+d.mem.regions[n-1].Size {
+			continue // overlapping: keep the first
+		}
+		d.mem.regions = append(d.mem.regions, rg)
+	}
+
+	// Threads: CONTEXT records at ThreadOffset, CRASH_THREAD entries at
+	// ThreadStateOffset.
+	csize := int64(ContextSize(e.Machine))
+	tsize := int64(0x30)
+	if is64 {
+		tsize = 0x50
+	}
+	if e.ThreadCount > maxLegacyThreads {
+		problem("%d threads", e.ThreadCount)
+	} else if csize > 0 {
+		for i := range int64(e.ThreadCount) {
+			var tb [0x18]byte
+			if err := readAt(r, size, tb[:], threadStateOff+i*tsize, "thread state"); err != nil {
+				problem("thread %d state unreadable", i)
+				break
+			}
+			t := LegacyThread{ID: le.Uint32(tb[:]), SuspendCount: le.Uint32(tb[4:]), PriorityClass: le.Uint32(tb[8:]), Priority: le.Uint32(tb[12:]),
+				ContextOffset: threadOff + i*csize}
+			if is64 {
+				t.Teb = le.Uint64(tb[16:])
+			} else {
+				t.Teb = uint64(le.Uint32(tb[16:]))
+			}
+			d.thread = append(d.thread, t)
+		}
+	}
+
+	// Image time stamps and checksums from the PE headers in memory.
+	for i := range d.mods {
+		m := &d.mods[i]
+		if lfanew, err := ReadU32(d.mem, m.Base+0x3C); err == nil && lfanew < 0x1000 {
+			if sig, err := ReadU32(d.mem, m.Base+uint64(lfanew)); err == nil && sig == 0x4550 {
+				m.TimeDateStamp, _ = ReadU32(d.mem, m.Base+uint64(lfanew)+8)
+				m.CheckSum, _ = ReadU32(d.mem, m.Base+uint64(lfanew)+24+0x40)
+			}
+		}
+	}
+	return d, nil
 }

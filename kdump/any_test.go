@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -144,8 +146,9 @@ func TestOpenAnyLegacy(t *testing.T) {
 	t.Log(err)
 }
 
-// TestNewAnyLegacy32 builds a minimal 32-bit USERDUMP file.
-func TestNewAnyLegacy32(t *testing.T) {
+// legacy32 builds a minimal 32-bit USERDUMP file: one thread, one module
+// and one 0x80-byte memory region at 0x400000 holding "MZ".
+func legacy32() []byte {
 	b := make([]byte, 0x200)
 	copy(b, "USERDUMP")
 	le := binary.LittleEndian
@@ -165,6 +168,25 @@ func TestNewAnyLegacy32(t *testing.T) {
 	le.PutUint32(b[0x84:], 0x1000)
 	le.PutUint32(b[0x88:], 8)
 	copy(b[0x8C:], "app.exe\x00")
+	le.PutUint32(b[28:], 1)       // regions
+	le.PutUint32(b[0x28:], 0x100) // DataOffset
+	le.PutUint32(b[0x2C:], 0xA0)  // MemoryRegionOffset
+	le.PutUint32(b[0xA0:], 0x400000)
+	le.PutUint32(b[0xAC:], 0x80)
+	le.PutUint32(b[0xB0:], 0x1000) // MEM_COMMIT
+	copy(b[0x100:], "MZ")
+	le.PutUint32(b[0x20:], 0x200) // ThreadOffset: CONTEXT appended below
+	le.PutUint32(b[0x34:], 0x1C0) // ThreadStateOffset
+	le.PutUint32(b[0x1C0:], 0x20) // thread id
+	ctx := make([]byte, ContextSizeX86)
+	le.PutUint32(ctx[0xB8:], 0x401000) // Eip
+	le.PutUint32(ctx[0xC4:], 0x12FF00) // Esp
+	return append(b, ctx...)
+}
+
+// TestNewAnyLegacy32 checks the 32-bit USERDUMP header.
+func TestNewAnyLegacy32(t *testing.T) {
+	b := legacy32()
 	_, err := NewAny(bytes.NewReader(b), int64(len(b)))
 	var e *LegacyUserDumpError
 	if !errors.As(err, &e) || e.Format != FormatUserDump32 || e.Machine != MachineI386 || e.ExceptionCode != 0xC0000005 ||
@@ -233,4 +255,102 @@ func TestUserDumpNoMemory(t *testing.T) {
 	if _, err := d.Modules(); !errors.Is(err, minidump.ErrNoStream) {
 		t.Errorf("Modules: %v", err)
 	}
+}
+
+func TestLegacyUserDumpReader(t *testing.T) {
+	// The corpus USERDU64 file: x64, three threads, the debug event's thread
+	// 0x2098 stopped at a breakpoint at 0x7ff7e1451e65.
+	d, err := OpenLegacyUserDump(filepath.Join(corpusDir(t), "legacy", "kdlibcpp-stacktest_x64_userdu64.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Format() != FormatUserDump64 || d.Machine() != MachineAMD64 || len(d.Threads()) != 3 || len(d.Regions()) != 56 {
+		t.Errorf("format %v machine %v threads %d regions %d", d.Format(), d.Machine(), len(d.Threads()), len(d.Regions()))
+	}
+	c, err := d.Context()
+	if err != nil || c.IP() != 0x7ff7e1451e65 {
+		t.Fatalf("context ip %v, %v", c, err)
+	}
+	if _, err := ReadU64(d.Memory(), c.SP()); err != nil {
+		t.Errorf("stack at SP %#x: %v", c.SP(), err)
+	}
+	mods, _ := d.Modules()
+	if len(mods) != 7 || mods[0].Name != "targetapp.exe" || !mods[0].Contains(c.IP()) {
+		t.Fatalf("modules: %+v", mods)
+	}
+	for _, m := range mods {
+		// Every image header is in memory, so each module has its PE time stamp.
+		if v, err := ReadU16(d.Memory(), m.Base); err != nil || v != 0x5A4D || m.TimeDateStamp == 0 {
+			t.Errorf("%s: MZ %#x %v, time stamp %#x", m.Name, v, err, m.TimeDateStamp)
+		}
+	}
+	if _, err := ReadU32(d.Memory(), 0x10); !IsNotPresent(err) {
+		t.Errorf("read at 0x10: %v", err)
+	}
+	var _ Dump = d
+}
+
+func TestLegacyUserDump32(t *testing.T) {
+	b := legacy32()
+	d, err := NewLegacyUserDump(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.Context()
+	if err != nil || c.IP() != 0x401000 || c.SP() != 0x12FF00 || d.Machine() != MachineI386 {
+		t.Errorf("context %+v, %v", c, err)
+	}
+	if v, err := ReadU16(d.Memory(), 0x400000); err != nil || v != 0x5A4D {
+		t.Errorf("memory: %#x %v", v, err)
+	}
+	// A region whose data runs past the end of the file is an error.
+	short := b[:0x170]
+	if _, err := NewLegacyUserDump(bytes.NewReader(short), int64(len(short))); err == nil {
+		t.Errorf("truncated file opened")
+	}
+	if _, err := NewLegacyUserDump(bytes.NewReader([]byte("MDMP\x93\xa7")), 6); !errors.Is(err, ErrNotADump) {
+		t.Errorf("MDMP as legacy: %v", err)
+	}
+}
+
+// FuzzNewAny feeds NewAny and NewLegacyUserDump: no panics, typed errors.
+func FuzzNewAny(f *testing.F) {
+	f.Add(legacy32())
+	f.Add([]byte("MDMP\x93\xa7\x00\x00"))
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "corpus")
+	}
+	for _, p := range []string{"user/breakpad-minidump2.dmp", "user/rizin-calc.dmp", "malformed/radare2-trunc_memory64.dmp"} {
+		if b, err := os.ReadFile(filepath.Join(dir, p)); err == nil {
+			f.Add(b)
+		}
+	}
+	if fh, err := os.Open(filepath.Join(dir, "legacy", "kdlibcpp-stacktest_x64_userdu64.dmp")); err == nil {
+		head := make([]byte, 0x2000) // the tables, without the 8 MB of memory
+		n, _ := io.ReadFull(fh, head)
+		fh.Close()
+		f.Add(head[:n])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		if d, err := NewAny(r, int64(len(b))); err == nil {
+			_, _ = d.Modules()
+			_, _ = d.Context()
+			_, _ = ReadU64(d.Memory(), 0x400000)
+			_ = d.Close()
+		}
+		if d, err := NewLegacyUserDump(r, int64(len(b))); err == nil {
+			_, _ = d.Modules()
+			if c, err := d.Context(); err == nil {
+				_, _ = ReadU64(d.Memory(), c.SP())
+			}
+		} else {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("untyped error %T: %v", err, err)
+			}
+		}
+	})
 }
