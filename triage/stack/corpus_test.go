@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,6 +39,13 @@ func corpusFile(t testing.TB, rel string) string {
 // The walk runs through amdppm's frames, then Wdf01000's, and ends in
 // ntoskrnl's (the PnP start-device thread), as Microsoft's debugger shows
 // with symbols.
+//
+// A second walk starts from the bug-check context (the CONTEXT that the
+// crashing KPRCB's Context field points to: RIP in nt!KeBugCheckEx, RSP at
+// the triage TopOfStack). It scans through the kernel's exception-dispatch
+// frames, finds the machine frame the processor pushed for the fault
+// (RIP amdppm+0x334c, RSP the faulting RSP) and from there goes on exactly as
+// the first walk: it reaches the amdppm frames under the nt ones.
 func TestTriageX64NoSymbols(t *testing.T) {
 	d, err := kdump.Open(corpusFile(t, "kernel/win10-triage_x64.dmp"))
 	if err != nil {
@@ -98,6 +106,41 @@ func TestTriageX64NoSymbols(t *testing.T) {
 			if amdppm < 5 {
 				t.Errorf("%d amdppm frames under the faulting one, want at least 5", amdppm)
 			}
+			// From the bug-check context.
+			bc := prcbContext(t, d)
+			if bc.SP() != stackLow || kdump.ModuleAt(mods, bc.PC).Name != "ntoskrnl.exe" {
+				t.Fatalf("KPRCB context rip %#x rsp %#x, want ntoskrnl and rsp = TopOfStack %#x", bc.PC, bc.SP(), stackLow)
+			}
+			fromBugCheck, err := Walk(context.Background(), Input{Context: bc, Memory: d.Memory(), Modules: mods, Images: tc.images})
+			if err != nil {
+				t.Fatal(err)
+			}
+			trap := -1
+			for i, f := range fromBugCheck {
+				if f.FoundBy == FoundByTrapFrame {
+					trap = i
+					break
+				}
+			}
+			if trap < 0 || fromBugCheck[trap].IP != f0.IP || fromBugCheck[trap].SP != f0.SP {
+				t.Fatalf("the walk from KeBugCheckEx found no machine frame at the fault (%v)", fromBugCheck)
+			}
+			for i := 1; i < trap; i++ {
+				if f := fromBugCheck[i]; f.FoundBy != FoundByScan || f.SP <= fromBugCheck[i-1].SP || f.SP >= f0.SP {
+					t.Errorf("bug-check walk frame %d: %v sp %#x", i, f, f.SP)
+				}
+			}
+			rest := fromBugCheck[trap+1:]
+			if len(rest) != len(frames)-1 && len(fromBugCheck) < DefaultMaxFrames {
+				t.Errorf("after the machine frame: %d frames, the faulting-context walk has %d", len(rest), len(frames)-1)
+			}
+			for i, f := range rest {
+				if i+1 >= len(frames) || f.IP != frames[i+1].IP || f.SP != frames[i+1].SP {
+					t.Errorf("bug-check walk frame %d = %v, faulting-context walk frame %d differs", trap+1+i, f, i+1)
+					break
+				}
+			}
+			t.Logf("from KeBugCheckEx: %d frames, machine frame at %d", len(fromBugCheck), trap)
 			if tc.images != nil {
 				img, err := tc.images.Image(context.Background(), *kdump.ModuleAt(mods, 0xfffff8047ba00000))
 				if err != nil {
@@ -156,4 +199,30 @@ func TestTriageARM64FrameRecords(t *testing.T) {
 	if frames[1].Module != "kbdhid.sys" || frames[11].Module != "Wdf01000.sys" || frames[len(frames)-1].Module != "ntoskrnl.exe" || frames[len(frames)-1].FP != 0 {
 		t.Errorf("frames 1, 11, last: %v, %v, %v (fp %#x)", frames[1], frames[11], frames[len(frames)-1], frames[len(frames)-1].FP)
 	}
+}
+
+// prcbContext reads the bug-check CONTEXT through the triage dump's copy of
+// the crashing KPRCB: the pointer at KDBG.OffsetPrcbContext. The copy is
+// read from the file (package kdump does not expose it).
+func prcbContext(t *testing.T, d *kdump.File) *kdump.Context {
+	t.Helper()
+	k, err := d.KDBG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tri := d.Triage()
+	fh, err := os.Open(corpusFile(t, "kernel/win10-triage_x64.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	var b [8]byte
+	if _, err := fh.ReadAt(b[:], int64(tri.PrcbOffset)+int64(k.OffsetPrcbContext)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ContextAt(d.Memory(), kdump.MachineAMD64, binary.LittleEndian.Uint64(b[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

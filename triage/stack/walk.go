@@ -267,7 +267,12 @@ func (w *walker) plausibleCaller(callee *Frame, c *kdump.Context, allowAnySP boo
 }
 
 // scan looks for a return address on the stack above f's SP. The word
-// found becomes the caller's IP; the caller's SP is just above it.
+// found becomes the caller's IP; the caller's SP is just above it. On x64 a
+// machine frame met on the way ({RIP, CS, RFLAGS, RSP, SS}, as pushed by the
+// processor on an interrupt or exception and stored at the end of a
+// KTRAP_FRAME) continues the walk at the interrupted RIP and RSP instead;
+// when no return address is within the window, a wider window is searched
+// for a machine frame alone.
 func (w *walker) scan(f *Frame, first bool) (Frame, bool) {
 	if w.in.NoScan {
 		return Frame{}, false
@@ -281,35 +286,86 @@ func (w *walker) scan(f *Frame, first bool) (Frame, bool) {
 	if start%ps != 0 {
 		start += ps - start%ps
 	}
-	// Read the scan window in one go when possible, else word by word
-	// until the first unreadable word.
-	buf := make([]byte, limit*w.ptrSize)
+	wide := limit
+	if w.machine == kdump.MachineAMD64 {
+		wide = min(max(limit, w.scanWords*16), maxScanWords)
+	}
+	// Read the window in one go; a short read stops at the first
+	// unreadable word.
+	buf := make([]byte, (wide+4)*w.ptrSize)
 	n, _ := w.in.Memory.ReadVirtual(buf, start)
 	words := n / w.ptrSize
-	for i := range words {
-		var v uint64
+	word := func(i int) uint64 {
 		if w.ptrSize == 8 {
-			v = le64(buf[8*i:])
-		} else {
-			v = uint64(le32(buf[4*i:]))
+			return le64(buf[8*i:])
 		}
+		return uint64(le32(buf[4*i:]))
+	}
+	for i := range min(words, limit) {
+		addr := start + uint64(i)*ps
+		if nf, ok := w.machineFrameAt(f, word, i, words, addr); ok {
+			return nf, true
+		}
+		v := word(i)
 		if w.machine == kdump.MachineARM64 {
 			v = stripPAC(v)
 		}
 		if !w.looksLikeReturn(v) {
 			continue
 		}
-		addr := start + uint64(i)*ps
 		c := *f.Context
 		c.PC = v
 		setSP(&c, w.machine, addr+ps)
-		valid := RegSet(1) << spReg(w.machine)
-		// Keep callee-saved registers as they were: they are unknown but
-		// usually unchanged; mark them invalid all the same.
-		nf := w.newFrame(c, valid, FoundByScan)
-		return nf, true
+		// Callee-saved registers are unknown after a scan.
+		return w.newFrame(c, RegSet(1)<<spReg(w.machine), FoundByScan), true
+	}
+	for i := limit; i < words; i++ {
+		if nf, ok := w.machineFrameAt(f, word, i, words, addr(start, i, ps)); ok {
+			return nf, true
+		}
 	}
 	return Frame{}, false
+}
+
+func addr(start uint64, i int, ps uint64) uint64 { return start + uint64(i)*ps }
+
+// machineFrameAt recognises an x64 machine frame at word i: RIP in a
+// module's code, a kernel or user code selector, RFLAGS with the reserved
+// bit 1 set and no bits above 21, a canonical RSP above the frame (or a user
+// RSP), and a stack selector. The caller continues at RIP with that RSP.
+func (w *walker) machineFrameAt(f *Frame, word func(int) uint64, i, words int, at uint64) (Frame, bool) {
+	if w.machine != kdump.MachineAMD64 || i+5 > words {
+		return Frame{}, false
+	}
+	rip, cs, fl, rsp, ss := word(i), word(i+1)&0xFFFF, word(i+2)&0xFFFFFFFF, word(i+3), word(i+4)&0xFFFF
+	switch {
+	case cs != 0x10 && cs != 0x33 && cs != 0x23:
+		return Frame{}, false
+	case fl&2 == 0 || fl>>22 != 0:
+		return Frame{}, false
+	case ss != 0x18 && ss != 0x2B && ss != 0:
+		return Frame{}, false
+	case !w.canonical(rsp) || rsp&7 != 0:
+		return Frame{}, false
+	case cs == 0x10 && (rsp <= at || rsp-at > 1<<20):
+		return Frame{}, false
+	case !w.canonical(rip):
+		return Frame{}, false
+	}
+	m, _ := w.module(rip)
+	if m == nil && cs == 0x10 {
+		return Frame{}, false
+	}
+	if m != nil {
+		if img := w.image(m); img != nil && !img.IsCodeRVA(uint32(rip-m.Base)) {
+			return Frame{}, false
+		}
+	}
+	c := *f.Context
+	c.PC = rip
+	c.GPR[kdump.RegRSP] = rsp
+	c.SegCs, c.Status, c.SegSs = uint16(cs), uint32(fl), uint16(ss)
+	return w.newFrame(c, RegSet(1)<<kdump.RegRSP, FoundByTrapFrame), true
 }
 
 // looksLikeReturn reports whether v can be a return address: canonical,

@@ -336,3 +336,37 @@ func TestBugCheckStarts(t *testing.T) {
 		}
 	}
 }
+
+// TestScanMachineFrame: beyond the normal scan window, a machine frame
+// (RIP, CS, RFLAGS, RSP, SS) continues the walk at the interrupted code.
+func TestScanMachineFrame(t *testing.T) {
+	mods := []kdump.Module{{Name: "nt.exe", Base: 0xfffff80400000000, Size: 0x100000}, {Name: "drv.sys", Base: 0xfffff80500000000, Size: 0x10000}}
+	s := &stackBuilder{base: 0xffff850400010000, b: make([]byte, 0x2000), ptr: 8}
+	at := 300 * 8
+	s.put(at, 0xfffff80500001234)     // RIP
+	s.put(at+8, 0x10)                 // CS
+	s.put(at+16, 0x10246)             // RFLAGS
+	s.put(at+24, s.base+0x1800)       // RSP
+	s.put(at+32, 0x18)                // SS
+	s.put(0x1800, 0xfffff80400005555) // the interrupted code's caller
+	mem := &testMem{}
+	mem.add(s.base, s.b)
+	c := &kdump.Context{Machine: kdump.MachineAMD64, PC: 0xfffff80400001000}
+	c.GPR[kdump.RegRSP] = s.base
+	frames, err := Walk(context.Background(), Input{Context: c, Memory: mem, Modules: mods})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) < 3 || frames[1].FoundBy != FoundByTrapFrame || frames[1].IP != 0xfffff80500001234 || frames[1].SP != s.base+0x1800 ||
+		frames[2].IP != 0xfffff80400005555 || frames[2].FoundBy != FoundByScan {
+		t.Fatalf("frames %v", frames)
+	}
+	// A selector that is no code selector is not a machine frame.
+	s.put(at+8, 0x77)
+	frames, _ = Walk(context.Background(), Input{Context: c, Memory: mem, Modules: mods})
+	for _, f := range frames {
+		if f.FoundBy == FoundByTrapFrame {
+			t.Errorf("machine frame with CS 0x77 accepted: %v", frames)
+		}
+	}
+}
