@@ -51,7 +51,8 @@ type Options struct {
 	// LegacyBucket also fills the legacy BUCKET_ID (X64_ prefix, offsets).
 	LegacyBucket bool
 	// Images supplies module images (unwind tables, code bytes) to the
-	// stack walker; nil: images mapped in the dump's memory only.
+	// stack walker, after the images mapped in the dump's memory (see
+	// StoreImages); nil: the dump's memory only.
 	Images stack.Images
 }
 
@@ -71,10 +72,28 @@ func Analyze(ctx context.Context, dump kdump.Dump, opts Options) (*Report, error
 		}
 		return analyzeKernel(ctx, f, opts)
 	default:
-		// User-mode (MDMP) analysis lives in usermode*.go; it is wired in
-		// here when that reader lands.
+		// User-mode (MDMP) analysis lives in usermode*.go, which adds the
+		// analyzeUserMode method to analyzers; until then the assertion
+		// fails and user-mode dumps are reported as unsupported.
+		var an any = analyzers{}
+		if um, ok := an.(userModeAnalyzer); ok {
+			return um.analyzeUserMode(ctx, dump, opts)
+		}
 		return nil, fmt.Errorf("triage: %w: %v dumps are not analysed yet", kdump.ErrUnsupported, dump.Format())
 	}
+}
+
+// analyzers carries the analysis entry points that live in other files of
+// the package. usermode*.go adds
+//
+//	func (analyzers) analyzeUserMode(ctx context.Context, d kdump.Dump, opts Options) (*Report, error)
+//
+// and Analyze then sends every non-kernel dump to it.
+type analyzers struct{}
+
+// userModeAnalyzer is what usermode*.go implements on analyzers.
+type userModeAnalyzer interface {
+	analyzeUserMode(ctx context.Context, d kdump.Dump, opts Options) (*Report, error)
 }
 
 // kernelAnalysis is the state of one kernel-dump analysis.

@@ -18,6 +18,8 @@ import (
 func walkStack(ctx context.Context, mem kdump.Memory, c *kdump.Context, mods []kdump.Module, images stack.Images) ([]rawFrame, []error) {
 	if images == nil {
 		images = stack.MemoryImages{Memory: mem}
+	} else {
+		images = stack.ImagesChain{stack.MemoryImages{Memory: mem}, images}
 	}
 	frames, err := stack.Walk(ctx, stack.Input{Context: c, Memory: mem, Modules: mods, Images: images})
 	if len(frames) == 0 {

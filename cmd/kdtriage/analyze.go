@@ -21,6 +21,7 @@ import (
 	"github.com/kdtriage/kdtriage/rules"
 	"github.com/kdtriage/kdtriage/symbols"
 	"github.com/kdtriage/kdtriage/triage"
+	"github.com/kdtriage/kdtriage/triage/stack"
 )
 
 const analyzeLong = `Analyse crash dumps and print reports that read like WinDbg's !analyze -v:
@@ -105,7 +106,7 @@ func (a *app) runAnalyze(cmd *cobra.Command, args []string) error {
 	if symPath == "" {
 		symPath = os.Getenv("_NT_SYMBOL_PATH")
 	}
-	sym, err := a.newSymbolizer(symPath)
+	sym, images, err := a.newSymbolizer(symPath)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func (a *app) runAnalyze(cmd *cobra.Command, args []string) error {
 	for _, e := range expandErrs {
 		fmt.Fprintf(a.stderr, "kdtriage: %v\n", e)
 	}
-	opts := triage.Options{Rules: set, Log: a.log, Symbols: sym, LegacyBucket: legacy || format != formatText}
+	opts := triage.Options{Rules: set, Log: a.log, Symbols: sym, Images: images, LegacyBucket: legacy || format != formatText}
 
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -197,19 +198,27 @@ func writeReports(w io.Writer, format string, summary bool, reports []*triage.Re
 	return triage.WriteTable(w, reports)
 }
 
-// newSymbolizer builds the symbol lookup for a symbol path; an empty path
-// gives none (frames stay module+offset, no network).
-func (a *app) newSymbolizer(symPath string) (triage.Symbolizer, error) {
+// newSymbolizer builds the symbol lookup and the image provider for a
+// symbol path; an empty path gives neither (frames stay module+offset and
+// nothing is fetched from the network).
+func (a *app) newSymbolizer(symPath string) (triage.Symbolizer, stack.Images, error) {
 	if symPath == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
-	if _, err := symbols.ParsePath(symPath); err != nil {
-		return nil, fmt.Errorf("symbol path: %w", err)
+	p, err := symbols.ParsePath(symPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("symbol path: %w", err)
 	}
-	// The symbol-store chain (symbols.NewChain) is not in the tree yet;
-	// until it is, frames stay module+offset.
-	a.log.Warn().Str("symbol_path", symPath).Msg("symbol stores are not available yet: frames are shown as module+offset")
-	return nil, nil
+	opts := symbols.Options{Log: a.log}
+	if dir, err := os.UserCacheDir(); err == nil {
+		opts.DefaultCache = symbols.DefaultCacheDir(dir)
+	}
+	chain, err := symbols.NewChain(p, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("symbol path: %w", err)
+	}
+	sym := symbols.NewSymbolizer(symbols.SymbolizerOptions{Store: chain, Log: a.log})
+	return triage.FromSymbols(sym), triage.StoreImages(chain), nil
 }
 
 // loadRules returns the embedded defaults, with the rule files of dir
@@ -336,10 +345,10 @@ func analyzeDumpFile(ctx context.Context, path string, doHash bool, opts triage.
 		}
 		opts.Source.SHA256 = hex.EncodeToString(h.Sum(nil))
 	}
-	f, err := kdump.NewFile(fh, st.Size())
+	d, err := kdump.NewAny(fh, st.Size())
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return triage.Analyze(ctx, f, opts)
+	defer d.Close()
+	return triage.Analyze(ctx, d, opts)
 }
