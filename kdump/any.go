@@ -334,7 +334,7 @@ func (e *LegacyUserDumpError) Error() string {
 	if e.Problem != "" {
 		fmt.Fprintf(&b, " (%s)", e.Problem)
 	}
-	b.WriteString(": kdtriage reads MDMP minidumps only; open it in WinDbg and write one with .dump /ma")
+	b.WriteString(": analysis needs an MDMP minidump; open the file in WinDbg and write one with .dump /ma")
 	return b.String()
 }
 

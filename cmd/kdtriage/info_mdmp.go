@@ -44,12 +44,11 @@ type mdmpException struct {
 // *kdump.LegacyUserDumpError that names them. The text printer is rendered
 // before returning, so it does not depend on r staying open.
 func infoUserDump(j *infoJSON, r io.ReaderAt, size int64, format kdump.Format) (*infoJSON, func(io.Writer) error, error) {
+	if format == kdump.FormatUserDump64 || format == kdump.FormatUserDump32 {
+		return infoLegacy(j, r, size)
+	}
 	if format != kdump.FormatMDMP {
-		_, err := kdump.NewAny(r, size)
-		if err == nil {
-			err = fmt.Errorf("%v file: not a user-mode minidump", format)
-		}
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%v file: not a user-mode dump", format)
 	}
 	f, err := minidump.NewFile(r, size)
 	if err != nil {
@@ -286,3 +285,88 @@ func writeMDMPInfoText(w io.Writer, j *infoJSON, f *minidump.File) error {
 // size, RVA and a one-line summary, then system, exception, threads and
 // modules.
 func writeMDMPText(w io.Writer, f *minidump.File) error { return f.WriteListing(w) }
+
+// infoLegacy reports a legacy USERDUMP/USERDU64 file: header, exception,
+// context and modules. Files whose tables cannot be read give the
+// *kdump.LegacyUserDumpError that names them.
+func infoLegacy(j *infoJSON, r io.ReaderAt, size int64) (*infoJSON, func(io.Writer) error, error) {
+	d, err := kdump.NewLegacyUserDump(r, size)
+	if err != nil {
+		_, aerr := kdump.NewAny(r, size)
+		if aerr != nil {
+			return nil, nil, aerr
+		}
+		return nil, nil, err
+	}
+	info := d.Info()
+	j.Format = d.Format().String()
+	j.Machine = d.Machine().String()
+	j.DumpType = "legacy-full"
+	if c, err := d.Context(); err == nil {
+		j.Context = &infoContext{IP: hexU64(c.IP()), SP: hexU64(c.SP()), FP: hexU64(c.FP())}
+	} else {
+		j.Problems = append(j.Problems, "context: "+err.Error())
+	}
+	mods, _ := d.Modules()
+	j.Modules = make([]infoModule, 0, len(mods))
+	for _, m := range mods {
+		j.Modules = append(j.Modules, infoModule{Name: m.Name, Base: hexU64(m.Base), Size: hexU64(m.Size),
+			Timestamp: hexU64(m.TimeDateStamp), Path: m.Path, CheckSum: hexU64(m.CheckSum)})
+	}
+	if len(mods) > 0 {
+		j.Process = mods[0].Name
+	}
+	if j.Extra == nil {
+		j.Extra = map[string]any{}
+	}
+	j.Extra["threads"] = len(d.Threads())
+	j.Extra["memory_regions"] = len(d.Regions())
+	if info.HasException {
+		ex := mdmpException{Code: hexU64(info.ExceptionCode), Name: minidump.ExceptionCode(info.ExceptionCode).Name(),
+			Address: hexU64(info.ExceptionAddress), ThreadID: hexU64(info.ThreadID), CrashAddress: hexU64(info.ExceptionAddress),
+			CrashReason: minidump.ExceptionCode(info.ExceptionCode).String()}
+		if m := kdump.ModuleAt(mods, info.ExceptionAddress); m != nil {
+			ex.FaultModule, ex.FaultOffset = m.Name, hexU64(info.ExceptionAddress-m.Base)
+		}
+		j.Extra["exception"] = ex
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	p := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, args...)...)
+	}
+	p("File", "%s", j.File)
+	p("Size", "%d bytes", j.Size)
+	if j.SHA256 != "" {
+		p("SHA-256", "%s", j.SHA256)
+	}
+	sig := "USERDU64"
+	if d.Format() == kdump.FormatUserDump32 {
+		sig = "USERDUMP"
+	}
+	p("Format", "%s (%s legacy full user-mode dump; analysis needs an MDMP minidump), %s", j.Format, sig, j.Machine)
+	p("Header version", "%d/%#x", info.MajorVersion, info.MinorVersion)
+	p("Threads", "%d", len(d.Threads()))
+	p("Memory regions", "%d", len(d.Regions()))
+	if j.Process != "" {
+		p("Process", "%s", j.Process)
+	}
+	if info.HasException {
+		p("Exception", "%#08x %s at %#x, thread %#x", info.ExceptionCode, minidump.ExceptionCode(info.ExceptionCode), info.ExceptionAddress, info.ThreadID)
+	}
+	if j.Context != nil {
+		p("Context", "ip %#x  sp %#x  fp %#x", uint64(j.Context.IP), uint64(j.Context.SP), uint64(j.Context.FP))
+	}
+	if err := tw.Flush(); err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(&buf, "\nModules (%d):\n", len(j.Modules))
+	for _, m := range j.Modules {
+		fmt.Fprintf(&buf, "  %#x %#x %08x %s\n", uint64(m.Base), uint64(m.Base)+uint64(m.Size), uint64(m.Timestamp), m.Path)
+	}
+	if len(j.Problems) > 0 {
+		fmt.Fprintf(&buf, "\nMissing or unreadable parts:\n  %s\n", strings.Join(j.Problems, "\n  "))
+	}
+	text := buf.Bytes()
+	return j, func(w io.Writer) error { _, err := w.Write(text); return err }, nil
+}

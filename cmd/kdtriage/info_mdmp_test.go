@@ -161,10 +161,25 @@ func TestInfoUserDumpErrors(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	_, _, err = infoUserDump(&infoJSON{}, bytes.NewReader(b), int64(len(b)), kdump.FormatUserDump64)
+	// The corpus USERDU64 file is reported (not an error).
+	j, text, err := infoUserDump(&infoJSON{File: "x.dmp"}, bytes.NewReader(b), int64(len(b)), kdump.FormatUserDump64)
+	if err != nil {
+		t.Fatalf("legacy: %v", err)
+	}
+	var out strings.Builder
+	if err := text(&out); err != nil {
+		t.Fatal(err)
+	}
+	if j.Format != "userdump" || j.Machine != "x64" || len(j.Modules) != 7 || j.Process != "targetapp.exe" || j.Context == nil ||
+		uint64(j.Context.IP) != 0x7ff7e1451e65 || !strings.Contains(out.String(), "USERDU64 legacy full user-mode dump") ||
+		!strings.Contains(out.String(), "EXCEPTION_BREAKPOINT at 0x7ff7e1451e65") {
+		t.Errorf("legacy info: %+v\n%s", j, out.String())
+	}
+	// A truncated one gives the typed error that names it.
+	_, _, err = infoUserDump(&infoJSON{}, bytes.NewReader(b[:0x400]), 0x400, kdump.FormatUserDump64)
 	var le *kdump.LegacyUserDumpError
 	if !errors.As(err, &le) || !strings.Contains(err.Error(), "USERDU64") {
-		t.Errorf("legacy: %v", err)
+		t.Errorf("truncated legacy: %v", err)
 	}
 	bad, err := os.ReadFile(filepath.Join(dir, "malformed", "radare2-mdmp-dos.dmp"))
 	if err != nil {
