@@ -226,3 +226,40 @@ func prcbContext(t *testing.T, d *kdump.File) *kdump.Context {
 	}
 	return c
 }
+
+// TestCorpusKernelDumps walks every kernel dump of the corpus from its
+// header context with nothing but the dump, checking the walk's invariants.
+func TestCorpusKernelDumps(t *testing.T) {
+	dir := filepath.Dir(corpusFile(t, "kernel/win10-triage_x64.dmp"))
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.dmp"))
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			d, err := kdump.Open(p)
+			if err != nil {
+				t.Skipf("not readable: %v", err)
+			}
+			defer d.Close()
+			mods, _ := d.Modules()
+			c, err := d.Context()
+			if err != nil {
+				t.Skipf("no context: %v", err)
+			}
+			frames, err := Walk(context.Background(), Input{Context: c, Memory: d.Memory(), Modules: mods, Images: MemoryImages{Memory: d.Memory()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(frames) == 0 || frames[0].IP != c.PC || len(frames) > DefaultMaxFrames {
+				t.Fatalf("%d frames", len(frames))
+			}
+			for i := 1; i < len(frames); i++ {
+				if frames[i].FoundBy != FoundByTrapFrame && frames[i].SP <= frames[i-1].SP {
+					t.Errorf("frame %d: sp %#x after %#x", i, frames[i].SP, frames[i-1].SP)
+				}
+				if frames[i].Module == "" && frames[i].FoundBy != FoundByTrapFrame {
+					t.Errorf("frame %d (%v) is in no module", i, frames[i])
+				}
+			}
+			t.Logf("%v: %d frames, first %v, last %v", d.BugCheck(), len(frames), frames[0], frames[len(frames)-1])
+		})
+	}
+}
