@@ -20,13 +20,21 @@ func stripPAC(v uint64) uint64 {
 func (w *walker) callerARM64(f *Frame, first bool) (Frame, bool) {
 	m, _ := w.module(f.IP)
 	if m != nil && w.in.CFI != nil {
-		if c, valid, ok := w.cfiCaller(f, m, first); ok && w.plausibleCaller(f, &c, false) {
+		c, valid, ok := w.cfiCaller(f, m, first)
+		if ok && c.PC == 0 {
+			return Frame{}, false // the rules say this is the outermost frame
+		}
+		if ok && w.plausibleCaller(f, &c, false) {
 			return w.newFrame(c, valid, FoundByCFI), true
 		}
 	}
 	if m != nil {
 		if img := w.image(m); img != nil {
-			if c, valid, ok := unwindARM64(img, m.Base, f, w.in.Memory); ok && w.plausibleCaller(f, &c, false) ||
+			c, valid, ok := unwindARM64(img, m.Base, f, w.in.Memory)
+			if ok && c.PC == 0 {
+				return Frame{}, false // a null LR ends the stack (thread start)
+			}
+			if ok && w.plausibleCaller(f, &c, false) ||
 				ok && !f.IsCaller() && c.SP() == f.SP && w.plausibleCaller(f, &c, true) {
 				return w.newFrame(c, valid, FoundByUnwind), true
 			}

@@ -160,6 +160,7 @@ func (w *walker) cfiCaller(f *Frame, m *kdump.Module, first bool) (kdump.Context
 	if lookup > 0xFFFFFFFF {
 		return kdump.Context{}, 0, false
 	}
+	w.lastParams = 0
 	rules, ok, err := w.in.CFI.Rules(w.ctx, *m, uint32(lookup))
 	if err != nil || !ok || len(rules) == 0 {
 		return kdump.Context{}, 0, false
@@ -179,9 +180,20 @@ func (w *walker) cfiCaller(f *Frame, m *kdump.Module, first bool) (kdump.Context
 			v, _ := strconv.ParseUint(rules[k], 0, 32)
 			e.vars[k] = v
 		}
-		start := f.SP + e.vars[".cbLocals"] + e.vars[".cbSavedRegs"]
+		e.vars[".cbCalleeParams"] = f.calleeParams
+		start := f.SP + f.calleeParams + e.vars[".cbLocals"] + e.vars[".cbSavedRegs"]
 		e.vars[".raSearchStart"] = start
+		// Like Breakpad, look a few words further when the expected slot
+		// holds no plausible return address (unrecorded pushes).
 		e.vars[".raSearch"] = start
+		if strings.Contains(prog, ".raSearch") {
+			for i := range uint64(4) {
+				if v, ok := w.readPtr(start + i*uint64(w.ptrSize)); ok && w.looksLikeReturn(v) {
+					e.vars[".raSearch"] = start + i*uint64(w.ptrSize)
+					break
+				}
+			}
+		}
 		if err := e.run(prog, true); err != nil {
 			return kdump.Context{}, 0, false
 		}
@@ -198,6 +210,7 @@ func (w *walker) cfiCaller(f *Frame, m *kdump.Module, first bool) (kdump.Context
 			}
 		}
 		c.GPR[kdump.RegRSP] = sp
+		w.lastParams = e.vars[".cbParams"]
 		return c, valid | 1<<kdump.RegRSP, true
 	}
 	cfaExpr, ok1 := rules[".cfa"]

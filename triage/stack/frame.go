@@ -62,6 +62,10 @@ type Frame struct {
 	// Valid are meaningful (PC and the stack pointer always are).
 	Context *kdump.Context
 	Valid   RegSet
+
+	// calleeParams is the parameter size of this frame's callee, from its
+	// STACK WIN record (x86 Breakpad .cbCalleeParams).
+	calleeParams uint64
 }
 
 // RegSet is a set of register numbers (kdump.Context.GPR indexes).

@@ -105,6 +105,8 @@ type walker struct {
 	maxFrames int
 	scanWords int
 	scratch   [8]byte
+	// lastParams is the .cbParams of the last STACK WIN evaluation.
+	lastParams uint64
 }
 
 // read64 reads a little-endian 64-bit word without allocating.

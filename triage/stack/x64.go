@@ -12,13 +12,20 @@ import (
 func (w *walker) callerX64(f *Frame, first bool) (Frame, bool) {
 	m, _ := w.module(f.IP)
 	if m != nil && w.in.CFI != nil {
-		if c, valid, ok := w.cfiCaller(f, m, first); ok && w.plausibleCaller(f, &c, false) {
+		c, valid, ok := w.cfiCaller(f, m, first)
+		if ok && c.PC == 0 {
+			return Frame{}, false // the rules say this is the outermost frame
+		}
+		if ok && w.plausibleCaller(f, &c, false) {
 			return w.newFrame(c, valid, FoundByCFI), true
 		}
 	}
 	if m != nil {
 		if img := w.image(m); img != nil {
 			c, valid, machineFrame, err := unwindX64(img, m.Base, f.Context, f.Valid, w.in.Memory, w.read64, !f.IsCaller())
+			if err == nil && c.PC == 0 {
+				return Frame{}, false // a null return address ends the stack (thread start)
+			}
 			if err == nil && w.plausibleCaller(f, &c, machineFrame) {
 				how := FoundByUnwind
 				if machineFrame {

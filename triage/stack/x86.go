@@ -9,8 +9,14 @@ import (
 func (w *walker) callerX86(f *Frame, first bool) (Frame, bool) {
 	m, _ := w.module(f.IP)
 	if m != nil && w.in.CFI != nil {
-		if c, valid, ok := w.cfiCaller(f, m, first); ok && w.plausibleCaller(f, &c, false) {
-			return w.newFrame(c, valid, FoundByCFI), true
+		c, valid, ok := w.cfiCaller(f, m, first)
+		if ok && c.PC == 0 {
+			return Frame{}, false // the rules say this is the outermost frame
+		}
+		if ok && w.plausibleCaller(f, &c, false) {
+			nf := w.newFrame(c, valid, FoundByCFI)
+			nf.calleeParams = w.lastParams
+			return nf, true
 		}
 	}
 	if c, ok := w.framePointer(f); ok {
