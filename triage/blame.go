@@ -84,7 +84,7 @@ func (a *kernelAnalysis) blame() {
 		if a.ipIdx >= 0 {
 			blamed = a.blameIP(res)
 		} else {
-			blamed = a.blameStack(res)
+			blamed = a.blameStack(res, 0, "no parameter names the faulting code, so the stack decides")
 		}
 	}
 
@@ -171,7 +171,10 @@ func (a *kernelAnalysis) blameIP(res rules.Result) int {
 		a.why("%s lies in %s (a maybe_ owner) and no frame below has a definite owner", src, fr.Image)
 		return a.setFrameCulprit(i, ConfidenceMedium, "ip_param")
 	}
-	// ignore or last_ (nt, hal): look for a better frame the stack proves.
+	if st == rules.StrengthIgnore {
+		return a.blameStack(res, i+1, fmt.Sprintf("%s lies in %s, but %s, so the frames below it decide", src, fr.Image, ruleNote(res.Frames[i], st)))
+	}
+	// last_ (nt, hal): look for a better frame the stack proves.
 	if j := a.findBelow(res, i, func(s rules.Strength) bool {
 		return s == rules.StrengthDefinite || s == rules.StrengthMaybe
 	}); j >= 0 {
@@ -181,7 +184,7 @@ func (a *kernelAnalysis) blameIP(res rules.Result) int {
 	}
 	a.why("%s lies in %s (%s); no frame that the stack proves has a better owner, so %s is blamed as a last resort",
 		src, fr.Image, ruleNote(res.Frames[i], st), fr.Module)
-	a.noteThirdParty()
+	a.noteThirdParty(i)
 	return a.setFrameCulprit(i, ConfidenceLow, "ip_param")
 }
 
@@ -202,8 +205,8 @@ func (a *kernelAnalysis) findBelow(res rules.Result, i int, ok func(rules.Streng
 
 // noteThirdParty adds the first frame outside nt and hal to the why, so a
 // low-confidence kernel blame shows the alternative.
-func (a *kernelAnalysis) noteThirdParty() {
-	if k := a.rep.FirstThirdPartyFrame; k >= 0 {
+func (a *kernelAnalysis) noteThirdParty(blamed int) {
+	if k := a.rep.FirstThirdPartyFrame; k >= 0 && k != blamed {
 		fr := &a.rep.Stack[k]
 		a.why("the first frame outside nt and hal is frame %d %s (%s, found by %s); it is shown, not blamed, because %s",
 			k, fr.Symbol, fr.Image, fr.FoundBy, scanCaveat(fr.FoundBy))
@@ -239,16 +242,18 @@ func (a *kernelAnalysis) blameOutsideModules(fr *Frame, src string) {
 		return
 	}
 	a.why("%s is in no loaded module and in no unloaded driver's range: the code ran from memory no image owns (pool, or a jump to garbage); nt is not blamed for it", src)
-	a.noteThirdParty()
+	a.noteThirdParty(-1)
 	a.rep.Culprit = Culprit{Kind: CulpritNoModule, Module: "Unknown_Module", Image: "Unknown_Image",
 		Symbol: fr.IP.String(), Confidence: ConfidenceLow, Frame: -1, Address: &addr, By: "ip_param"}
 }
 
-// blameStack blames from the stack when no parameter names the fault.
-func (a *kernelAnalysis) blameStack(res rules.Result) int {
+// blameStack blames from the frames from index from on: the top-most frame
+// of the strongest rule class (definite, maybe_, last_, unowned; ignored
+// frames never). intro says why the stack decides.
+func (a *kernelAnalysis) blameStack(res rules.Result, from int, intro string) int {
 	rep := a.rep
 	best, bestRank := -1, 0
-	for i := range rep.Stack {
+	for i := from; i < len(rep.Stack); i++ {
 		fr := &rep.Stack[i]
 		if fr.Module == "" {
 			continue
@@ -272,15 +277,15 @@ func (a *kernelAnalysis) blameStack(res rules.Result) int {
 		conf = ConfidenceLow
 	}
 	skipped := 0
-	for i := 0; i < best; i++ {
+	for i := from; i < best; i++ {
 		if rep.Stack[i].Module != "" {
 			skipped++
 		}
 	}
-	a.why("no parameter names the faulting code, so the stack decides: frame %d %s (%s, found by %s) is the top-most frame of the strongest class (%s; %s), %d frame(s) above it passed over",
-		best, fr.Symbol, fr.Image, fr.FoundBy, st, ruleNote(res.Frames[best], st), skipped)
+	a.why("%s: frame %d %s (%s, found by %s) is the top-most frame of the strongest class (%s; %s), %d frame(s) above it passed over",
+		intro, best, fr.Symbol, fr.Image, fr.FoundBy, st, ruleNote(res.Frames[best], st), skipped)
 	if conf == ConfidenceLow {
-		a.noteThirdParty()
+		a.noteThirdParty(best)
 	}
 	return a.setFrameCulprit(best, conf, "stack")
 }

@@ -204,3 +204,13 @@ func TestGoldenCorpus(t *testing.T) {
 	checkGolden(t, "corpus-kernel-table.txt", table.Bytes())
 	checkGolden(t, "corpus-kernel-summary.txt", sum.Bytes())
 }
+
+// rulesFromText compiles a rule file given as text.
+func rulesFromText(t testing.TB, text string) *rules.Set {
+	t.Helper()
+	s, err := rules.Parse("test.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
