@@ -17,7 +17,7 @@ func (s fakeSymbols) Symbolize(_ context.Context, m kdump.Module, rva uint64) (s
 	if !strings.EqualFold(m.Name, s.module) {
 		return "", 0, false
 	}
-	return "F" + Hex(rva>>12).String()[2:], rva & 0xFFF, true
+	return "F" + Hex(rva >> 12).String()[2:], rva & 0xFFF, true
 }
 
 func TestAnalyzeWithSymbols(t *testing.T) {
