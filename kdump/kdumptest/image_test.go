@@ -126,3 +126,17 @@ func TestBuildDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultModulesDisjoint: default module images do not overlap.
+func TestDefaultModulesDisjoint(t *testing.T) {
+	for _, a := range []Arch{AMD64, X86, ARM64} {
+		mods := DefaultModules(a)
+		for i, m := range mods {
+			for _, n := range mods[i+1:] {
+				if m.Base < n.Base+uint64(n.Size) && n.Base < m.Base+uint64(m.Size) {
+					t.Errorf("%v: %s and %s overlap", a, m.Path, n.Path)
+				}
+			}
+		}
+	}
+}

@@ -223,7 +223,7 @@ func Pattern(va uint64) uint64 { return va &^ 7 }
 func DefaultModules(a Arch) []Module {
 	k, step := uint64(0xfffff8047ba00000), uint64(0x2000000)
 	if !a.Is64() {
-		k, step = 0x82800000, 0x1000000
+		k, step = 0x82800000, 0x2000000
 	}
 	mods := []Module{
 		{Name: "ntoskrnl.exe", Path: `\SystemRoot\system32\ntoskrnl.exe`, Base: k, Size: 0x1046000, TimeDateStamp: 0x5F3A1C2B, CheckSum: 0xA3B2C1},
