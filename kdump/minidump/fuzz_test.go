@@ -51,7 +51,7 @@ func exercise(t testing.TB, f *File) {
 		_, _ = mem.ReadVirtual(b[:], ^uint64(0)-4)
 	}
 	if err := f.WriteListing(io.Discard); err != nil {
-		t.Fatal(err)
+		t.Error(err) // Error, not Fatal: exercise also runs on other goroutines
 	}
 }
 

@@ -408,3 +408,23 @@ func TestOverlappingRanges(t *testing.T) {
 		t.Errorf("got %x\nwant %x", got, want)
 	}
 }
+
+// TestConcurrentAccess reads every stream from several goroutines at once
+// (run with -race): the lazy parsers and the string cache are shared.
+func TestConcurrentAccess(t *testing.T) {
+	f := openSynthetic(t, buildSynthetic())
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			exercise(t, f)
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	mods, err := f.Modules()
+	if err != nil || len(mods) != 3 || mods[0].BaseName() != "App.exe" {
+		t.Errorf("after concurrent use: %d modules, %v", len(mods), err)
+	}
+}
