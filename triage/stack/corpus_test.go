@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kdtriage/kdtriage/kdump"
+	"github.com/kdtriage/kdtriage/symbols/pe"
 )
 
 func corpusFile(t testing.TB, rel string) string {
@@ -260,6 +261,52 @@ func TestCorpusKernelDumps(t *testing.T) {
 				}
 			}
 			t.Logf("%v: %d frames, first %v, last %v", d.BugCheck(), len(frames), frames[0], frames[len(frames)-1])
+		})
+	}
+}
+
+// TestChainedUnwind unwinds through chained UNWIND_INFO in a real MSVC
+// image (exceptions-test.exe): the fragment at 0x4406 saves RDI with a MOV
+// and chains to the primary entry at 0x43F0, which allocates 8 bytes.
+func TestChainedUnwind(t *testing.T) {
+	img, err := pe.Open(corpusFile(t, "symbols/exceptions-test.exe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	rf, ok, err := img.LookupFunction(0x4410)
+	if err != nil || !ok || rf.Begin != 0x4406 {
+		t.Fatalf("LookupFunction(0x4410) = %+v %v %v", rf, ok, err)
+	}
+	chain, err := img.UnwindChain(rf)
+	if err != nil || len(chain) != 2 || chain[0].Codes[0].Op != pe.UWOP_SAVE_NONVOL || chain[1].Codes[0].Op != pe.UWOP_ALLOC_SMALL {
+		t.Fatalf("chain %v, %v", chain, err)
+	}
+	base := img.OptionalHeader.ImageBase
+	mod := kdump.Module{Name: "exceptions-test.exe", Base: base, Size: img.OptionalHeader.SizeOfImage}
+	const sp = 0x14fe00
+	s := &stackBuilder{base: sp, b: make([]byte, 0x40), ptr: 8}
+	s.put(0, 0xD1D1)      // RDI saved by the fragment
+	s.put(8, base+0x4450) // return address
+	mem := &testMem{}
+	mem.add(sp, s.b)
+	for _, tc := range []struct {
+		name string
+		ip   uint32
+		rdi  uint64
+	}{{"body", 0x4410, 0xD1D1}, {"fragment prolog", 0x4408, 0x7777}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &kdump.Context{Machine: kdump.MachineAMD64, PC: base + uint64(tc.ip)}
+			c.GPR[kdump.RegRSP] = sp
+			c.GPR[kdump.RegRDI] = 0x7777
+			frames, err := Walk(context.Background(), Input{Context: c, Memory: mem, Modules: []kdump.Module{mod}, Images: fixedImage{img}, MaxFrames: 2, NoScan: true})
+			if err != nil || len(frames) != 2 {
+				t.Fatalf("frames %v, %v", frames, err)
+			}
+			f := frames[1]
+			if f.IP != base+0x4450 || f.SP != sp+16 || f.FoundBy != FoundByUnwind || f.Context.GPR[kdump.RegRDI] != tc.rdi {
+				t.Errorf("caller %v ip %#x sp %#x rdi %#x; want ip %#x sp %#x rdi %#x", f, f.IP, f.SP, f.Context.GPR[kdump.RegRDI], base+0x4450, sp+16, tc.rdi)
+			}
 		})
 	}
 }

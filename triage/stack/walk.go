@@ -107,6 +107,7 @@ type walker struct {
 	scratch   [8]byte
 	// lastParams is the .cbParams of the last STACK WIN evaluation.
 	lastParams uint64
+	scanBuf    []byte
 }
 
 // read64 reads a little-endian 64-bit word without allocating.
@@ -294,7 +295,11 @@ func (w *walker) scan(f *Frame, first bool) (Frame, bool) {
 	}
 	// Read the window in one go; a short read stops at the first
 	// unreadable word.
-	buf := make([]byte, (wide+4)*w.ptrSize)
+	need := (wide + 4) * w.ptrSize
+	if cap(w.scanBuf) < need {
+		w.scanBuf = make([]byte, need)
+	}
+	buf := w.scanBuf[:need]
 	n, _ := w.in.Memory.ReadVirtual(buf, start)
 	words := n / w.ptrSize
 	word := func(i int) uint64 {
