@@ -63,6 +63,7 @@ func (f *File) SetKDBGKeys(k KDBGKeys) {
 	ks.keys = &k
 	ks.kdbg, ks.kdbgErr, ks.kdbgDone = nil, nil, false
 	ks.cur, ks.curErr = nil, nil
+	ks.mods, ks.modsErr, ks.modsDone = nil, nil, false // the list head may come from KDBG
 }
 
 // kernelKDBG reads the KDBG block at the header's KdDebuggerDataBlock.

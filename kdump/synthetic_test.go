@@ -307,6 +307,15 @@ func TestSyntheticEncodedKDBG(t *testing.T) {
 	}
 	f.SetKDBGKeys(KDBGKeys{KiWaitNever: keys.KiWaitNever, KiWaitAlways: keys.KiWaitAlways, KdpDataBlockEncoded: keys.KdpDataBlockEncoded})
 	checkCommon(t, f, facts)
+
+	// Without the header's module-list head, the list needs the decoded block.
+	patch64(im, 0x20, 0)
+	f = openImage(t, im)
+	if _, err := f.Modules(); !IsNotPresent(err) {
+		t.Errorf("modules without a list head: %v", err)
+	}
+	f.SetKDBGKeys(KDBGKeys(keys))
+	checkCommon2(t, f, facts)
 }
 
 // TestSyntheticBitmapScan checks the word-wise bitmap scan against a bit

@@ -2,6 +2,7 @@ package kdumptest
 
 import (
 	"fmt"
+	"os"
 	"slices"
 )
 
@@ -27,6 +28,24 @@ func Build(s Spec) (*Image, *Facts, error) {
 	}
 	o.f.FileSize = im.Size()
 	return im, o.f, nil
+}
+
+// BuildFile builds the dump a Spec describes and writes it to path as a
+// sparse file (see Image.WriteFile).
+func BuildFile(path string, s Spec) (*Facts, error) {
+	im, facts, err := Build(s)
+	if err != nil {
+		return nil, err
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := im.WriteFile(fh); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return facts, fh.Close()
 }
 
 // MustBuild is Build for tests: it panics on an invalid Spec.

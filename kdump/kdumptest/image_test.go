@@ -140,3 +140,21 @@ func TestDefaultModulesDisjoint(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.dmp")
+	facts, err := BuildFile(path, Spec{Arch: X86PAE, Kind: RDMPKernel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(b)) != facts.FileSize || string(b[:8]) != "PAGEDUMP" || le.Uint32(b[0xF88:]) != 8 {
+		t.Errorf("file of %d bytes, header %q type %d", len(b), b[:8], le.Uint32(b[0xF88:]))
+	}
+	if _, err := BuildFile(filepath.Join(t.TempDir(), "no", "such", "dir"), Spec{}); err == nil {
+		t.Error("BuildFile into a missing directory succeeded")
+	}
+}
