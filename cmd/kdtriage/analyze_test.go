@@ -273,3 +273,25 @@ func BenchmarkAnalyzeFiles(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(paths)*b.N)/total.Seconds(), "dumps/s")
 }
+
+// TestAnalyzeProgress checks that the progress counter goes to stderr only
+// when stdout is a terminal, and never into the report stream.
+func TestAnalyzeProgress(t *testing.T) {
+	dir := t.TempDir()
+	writeSynthetic(t, dir, kdumptest.Spec{Arch: kdumptest.AMD64}, kdumptest.Spec{Arch: kdumptest.ARM64})
+	for _, tty := range []bool{false, true} {
+		var out, errb bytes.Buffer
+		a := &app{stdout: &out, stderr: &errb, stdoutTTY: tty, v: viper.New(), log: zerolog.Nop()}
+		cmd := a.analyzeCommand()
+		cmd.SetArgs([]string{"--format", "json", dir})
+		if err := cmd.ExecuteContext(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(errb.String(), "analysing 2/2"); got != tty {
+			t.Errorf("tty=%v: progress on stderr = %v (%q)", tty, got, errb.String())
+		}
+		if strings.Contains(out.String(), "analysing") || strings.Count(out.String(), "\n") != 2 {
+			t.Errorf("tty=%v: stdout %q", tty, out.String())
+		}
+	}
+}
