@@ -310,3 +310,35 @@ func TestChainedUnwind(t *testing.T) {
 		})
 	}
 }
+
+// TestCorpusUserDumps walks the crashing thread of every user-mode dump in
+// the corpus with the images' pages found in the dump (if any), checking
+// the walk's invariants.
+func TestCorpusUserDumps(t *testing.T) {
+	dir := filepath.Dir(corpusFile(t, "user/breakpad-minidump2.dmp"))
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.dmp"))
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			d, err := kdump.OpenAny(p)
+			if err != nil {
+				t.Skipf("not readable: %v", err)
+			}
+			defer d.Close()
+			mods, _ := d.Modules()
+			c, err := d.Context()
+			if err != nil {
+				t.Skipf("no context: %v", err)
+			}
+			frames, err := Walk(context.Background(), Input{Context: c, Memory: d.Memory(), Modules: mods, Images: MemoryImages{Memory: d.Memory()}})
+			if err != nil {
+				t.Skipf("%v: %v", d.Machine(), err)
+			}
+			for i := 1; i < len(frames); i++ {
+				if frames[i].FoundBy != FoundByTrapFrame && frames[i].SP <= frames[i-1].SP {
+					t.Errorf("frame %d: sp %#x after %#x", i, frames[i].SP, frames[i-1].SP)
+				}
+			}
+			t.Logf("%v: %d frames: %v", d.Machine(), len(frames), frames[:min(len(frames), 6)])
+		})
+	}
+}

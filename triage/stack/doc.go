@@ -13,7 +13,29 @@
 // registers recovered for it.
 //
 // Kernel trap frames and CONTEXT records found in memory become starting
-// contexts through TrapFrameContext and ContextAt.
+// contexts through TrapFrameContext and ContextAt; BugCheckStarts finds the
+// ones a bug check's parameters name.
+//
+// # Providers
+//
+// Images is asked once per module per walk. MemoryImages reads images
+// mapped in the dump, DirImages a local directory (flat or symbol-store
+// layout), ImagesChain tries several. A symbol-store implementation fetches
+// the key symbols.ImageKey(m.Name, m.TimeDateStamp, m.Size) and opens it
+// with pe.NewFile; it should cache parsed images across walks (a *pe.File
+// is safe for concurrent use and caches its unwind data).
+//
+// CFI gives Breakpad rules: for package symbols/breakpad,
+// File.FindCFI(rva).Merged() is the rule map, and a STACK WIN record with a
+// program becomes {".program": Program, ".cbParams": ..., ".cbSavedRegs":
+// ..., ".cbLocals": ...}.
+//
+// # Frames
+//
+// Frame.Module, ModuleBase and Offset locate IP; LookupOffset is the RVA
+// to symbolise (Offset-1 for return addresses). Frames found by scanning are
+// guesses: without images every word that points into a module is taken,
+// so data pointers show up as frames.
 //
 // The walk is bounded: at most Input.MaxFrames frames, a capped number of
 // stack words scanned per frame, and it stops when the stack pointer does

@@ -472,3 +472,29 @@ func TestDriverRebuild(t *testing.T) {
 		}
 	}
 }
+
+// TestDriverWalkConcurrent walks the driver scene from several goroutines
+// sharing one parsed image (its caches are shared): run with -race.
+func TestDriverWalkConcurrent(t *testing.T) {
+	s := newDriverScene(t, driverChain)
+	f, err := pe.NewFile(bytes.NewReader(s.file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Context: s.ctx, Memory: s.mem, Modules: []kdump.Module{s.mod}, Images: fixedImage{f}, NoScan: true}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			frames, err := Walk(context.Background(), in)
+			if err == nil && len(frames) != len(s.expect) {
+				err = fmt.Errorf("%d frames", len(frames))
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
