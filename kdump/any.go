@@ -87,10 +87,24 @@ func newAny(r io.ReaderAt, size int64, format Format) (Dump, error) {
 func wrapMinidumpErr(err error) error {
 	var me *minidump.FormatError
 	if errors.As(err, &me) {
-		return &FormatError{Offset: me.Offset, What: "minidump " + me.What, Msg: me.Msg, Err: err}
+		return &FormatError{Offset: me.Offset, What: "minidump " + me.What, Msg: me.Msg, Err: minidumpCause{me}}
 	}
 	return err
 }
+
+// minidumpCause is the Err of a *FormatError made from a
+// *minidump.FormatError: it prints only the cause (the message is already
+// in the FormatError) and unwraps to the minidump error.
+type minidumpCause struct{ fe *minidump.FormatError }
+
+func (c minidumpCause) Error() string {
+	if c.fe.Err != nil {
+		return c.fe.Err.Error()
+	}
+	return "malformed minidump"
+}
+
+func (c minidumpCause) Unwrap() error { return c.fe }
 
 // UserDump is a user-mode MDMP minidump opened by OpenAny or NewAny: it
 // implements Dump over a *minidump.File, which Minidump returns for

@@ -354,3 +354,16 @@ func FuzzNewAny(f *testing.F) {
 		}
 	})
 }
+
+func TestMinidumpErrorText(t *testing.T) {
+	b := []byte("MDMP\x93\xa7\x00\x00\xff\xff\xff\x00\x20\x00\x00\x00" + string(make([]byte, 16)))
+	_, err := NewAny(bytes.NewReader(b), int64(len(b)))
+	var fe *FormatError
+	var me *minidump.FormatError
+	if !errors.As(err, &fe) || !errors.As(err, &me) || !errors.Is(err, minidump.ErrTooLarge) || me.Offset != 8 {
+		t.Fatalf("error %v: kdump %v minidump %v", err, fe, me)
+	}
+	if want := "minidump header: 16777215 streams at offset 0x8: value exceeds a limit"; err.Error() != want {
+		t.Errorf("error text %q, want %q", err.Error(), want)
+	}
+}

@@ -144,7 +144,7 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	if f.hdr.NumberOfStreams > 0 && dirOff < HeaderSize {
 		return nil, formatErr(12, "header", nil, "stream directory RVA %#x overlaps the header", dirOff)
 	}
-	if dirOff+dirLen > size {
+	if dirLen > 0 && dirOff+dirLen > size {
 		return nil, formatErr(12, "stream directory", ErrTruncated,
 			"%d entries at %#x need %#x bytes, file has %#x", f.hdr.NumberOfStreams, dirOff, dirLen, size)
 	}

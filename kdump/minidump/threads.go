@@ -109,7 +109,7 @@ func (f *File) ThreadNames() ([]ThreadName, error) {
 			e := b[start+12*i:]
 			out[i].ThreadID = le.Uint32(e)
 			out[i].Rva = le.Uint64(e[4:])
-			if out[i].Rva != 0 && out[i].Rva < uint64(f.size) {
+			if out[i].Rva != 0 && out[i].Rva < uint64(f.size) && out[i].Rva <= 0xFFFFFFFF {
 				out[i].Name, _ = f.ReadString(uint32(out[i].Rva))
 			}
 		}
