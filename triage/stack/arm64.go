@@ -202,17 +202,10 @@ func unwindARM64(img *pe.File, base uint64, f *Frame, mem kdump.Memory) (kdump.C
 			sp = c.GPR[kdump.RegARM64FP]
 		case pe.ARM64AddFP:
 			sp = c.GPR[kdump.RegARM64FP] - uint64(code.Offset)
-		case pe.ARM64MachineFrame:
-			// The machine frame holds {SP, PC}.
-			nsp, ok1 := read(sp)
-			pc, ok2 := read(sp + 8)
-			if !ok1 || !ok2 {
-				return c, valid, false
-			}
-			c.PC = stripPAC(pc)
-			c.GPR[kdump.RegARM64SP] = nsp
-			return c, valid, true
-		case pe.ARM64TrapFrame, pe.ARM64ContextOp, pe.ARM64Other:
+		case pe.ARM64MachineFrame, pe.ARM64TrapFrame, pe.ARM64ContextOp, pe.ARM64Other:
+			// Custom stacks (trap frames, machine frames, contexts) have
+			// layouts that are not documented publicly: let the frame-record
+			// chain or the scan take over.
 			return c, valid, false
 		}
 	}
