@@ -253,6 +253,7 @@ func TestSyntheticVariants(t *testing.T) {
 		{"x64 Win7", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Full, Build: 7601}},
 		{"x64 Win8.1", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Triage, Build: 9600}},
 		{"arm64 19041", kdumptest.Spec{Arch: kdumptest.ARM64, Kind: kdumptest.BitmapKernel, Build: 19041}},
+		{"triage with DumpBlob", kdumptest.Spec{Arch: kdumptest.ARM64, Kind: kdumptest.Triage, DumpBlob: true}},
 		{"x86 Win7 triage", kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.Triage, Build: 7601}},
 		{"x64 5 GiB bitmap kernel", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.BitmapKernel, MemoryBytes: 5 << 30}},
 		{"x64 5 GiB full runs", kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Full, MemoryBytes: 5 << 30}},
@@ -277,6 +278,9 @@ func TestSyntheticVariants(t *testing.T) {
 				if cpu, err := f.CrashingProcessor(); err != nil || cpu != facts.CrashCPU {
 					t.Errorf("crashing CPU %d, %v; want %d", cpu, err, facts.CrashCPU)
 				}
+			}
+			if tc.spec.DumpBlob && (int64(f.Triage().SizeOfDump) >= f.Size() || f.Header().RequiredDumpSpace <= uint64(f.Size())) {
+				t.Errorf("SizeOfDump %#x, RequiredDumpSpace %#x, file %#x", f.Triage().SizeOfDump, f.Header().RequiredDumpSpace, f.Size())
 			}
 			if tc.spec.MemoryBytes > 4<<30 && im.StoredBytes() > 8<<20 {
 				t.Errorf("a %d GiB dump stores %d bytes", tc.spec.MemoryBytes>>30, im.StoredBytes())

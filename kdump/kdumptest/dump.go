@@ -344,7 +344,20 @@ func (o *objects) writeTriage() *Image {
 		u32(0x64, int64(len(o.blocks)))
 	}
 	im.WriteAt(t, hsize)
-	im.WriteAt(o.header(4, size, nil), 0)
+	required := size
+	if s.DumpBlob {
+		blob := make([]byte, 0x60)
+		copy(blob, "DumpBlob")
+		le.PutUint32(blob[8:], 0x10)
+		le.PutUint32(blob[12:], 0xF000|s.Build)
+		le.PutUint32(blob[16:], 0x20)
+		copy(blob[0x20:], "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10")
+		le.PutUint32(blob[0x30:], 0x30)
+		copy(blob[0x34:], "win32kfull")
+		im.WriteAt(blob, align8(size))
+		required = im.Size() + 0x10000 // writers over-estimate
+	}
+	im.WriteAt(o.header(4, required, nil), 0)
 	f.TriageOffset = hsize
 	f.DTB = o.dtb
 	return im

@@ -152,6 +152,9 @@ type Spec struct {
 	// PAEUnset leaves the 32-bit header's PaeEnabled byte at the PAGE fill
 	// so that a reader must find out from the KDBG block.
 	PAEUnset bool
+	// DumpBlob appends secondary "DumpBlob" data after a triage dump's
+	// SizeOfDump, as Windows does (dump-formats §3.9).
+	DumpBlob bool
 	// CyclicModules makes the last module entry link back to the second.
 	CyclicModules bool
 	// BreakModulesAfter, when > 0, makes entry N (1-based) link to an
