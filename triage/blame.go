@@ -77,7 +77,7 @@ func (a *kernelAnalysis) blame() {
 		a.hardware()
 	case a.info.Code == 0x101:
 		a.inconclusive(fmt.Sprintf("0x101 CLOCK_WATCHDOG_TIMEOUT: processor %d stopped answering clock interrupts; only that processor's stack tells why, and a small dump holds only the bug-checking processor's stack", a.bc.Params[3]))
-	case a.info.Blame == BlameObject || a.info.Blame == BlameProcess:
+	case a.info.Blame == BlameObject || a.info.Blame == BlameProcess || (a.info.Code == 0x9F && a.bc.Params[0] == 3):
 		a.objectBlame()
 	}
 	if rep.Culprit.Kind == CulpritNone && rep.Culprit.By == "" {
