@@ -365,3 +365,81 @@ func TestLineAt(t *testing.T) {
 		}
 	}
 }
+
+// TestUndecorateAgainstProcs uses the corpus PDBs as an oracle: where a
+// decorated public and a procedure share an address, the procedure's name
+// is the compiler's own undecorated form. Every name Undecorate decodes
+// must equal one of them (identical-code folding can give one address a
+// `vector deleting destructor' public and a `scalar deleting destructor'
+// procedure; both are accepted as the same body).
+func TestUndecorateAgainstProcs(t *testing.T) {
+	decoded, kept := 0, 0
+	for _, path := range corpusPDBs(t) {
+		f, err := Open(path)
+		if err != nil {
+			continue
+		}
+		procs, _ := f.Procs()
+		pubs, _ := f.Publics()
+		f.Close()
+		byRVA := map[uint32][]string{}
+		for _, p := range procs {
+			if p.HasRVA {
+				byRVA[p.RVA] = append(byRVA[p.RVA], p.Name)
+			}
+		}
+		for _, p := range pubs {
+			names := byRVA[p.RVA]
+			if !p.HasRVA || len(names) == 0 || !strings.HasPrefix(p.Name, "?") {
+				continue
+			}
+			u := Undecorate(p.Name)
+			if u == p.Name {
+				kept++
+				continue
+			}
+			decoded++
+			// Compilers differ on whether a class template's constructor
+			// and destructor repeat the template arguments
+			// (C<T>::~C<T> or C<T>::~C): accept both.
+			short := u
+			if strings.HasPrefix(p.Name, "??0") || strings.HasPrefix(p.Name, "??1") {
+				last := lastComponent(u)
+				if j := strings.Index(u[last:], "<"); j >= 0 {
+					short = u[:last+j]
+				}
+			}
+			match := false
+			for _, n := range names {
+				alias := strings.Replace(u, "`vector deleting destructor'", "`scalar deleting destructor'", 1)
+				if n == u || n == short || strings.HasSuffix(n, "`scalar deleting destructor'") && alias != u {
+					match = true
+				}
+			}
+			if !match {
+				t.Errorf("%s: Undecorate(%s) = %q; procedures there: %q", filepath.Base(path), p.Name, u, names)
+			}
+		}
+	}
+	if decoded == 0 {
+		t.Error("no decorated public with a procedure in the corpus")
+	}
+	t.Logf("%d names decoded and confirmed, %d kept decorated", decoded, kept)
+}
+
+// lastComponent returns where the last "::"-separated component of a
+// qualified name starts, ignoring separators inside template arguments.
+func lastComponent(q string) int {
+	depth, last := 0, 0
+	for i := 0; i < len(q); i++ {
+		switch {
+		case q[i] == '<':
+			depth++
+		case q[i] == '>':
+			depth--
+		case depth == 0 && strings.HasPrefix(q[i:], "::"):
+			last = i + 2
+		}
+	}
+	return last
+}

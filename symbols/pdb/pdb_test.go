@@ -251,6 +251,16 @@ func TestUndecorate(t *testing.T) {
 		{"??_U@YAPAXI@Z", "operator new[]", "operator new[]"},
 		{"??BEngine@@QEAA_NXZ", "??BEngine@@QEAA_NXZ", "??BEngine@@QEAA_NXZ"}, // conversion operator: kept
 		{"??0@@", "??0@@", "??0@@"},
+		{"??1?$unique_ptr@VCTest2@@U?$default_delete@VCTest2@@@std@@@std@@QAE@XZ",
+			"std::unique_ptr<CTest2,std::default_delete<CTest2> >::~unique_ptr<CTest2,std::default_delete<CTest2> >",
+			"std::unique_ptr<CTest2,std::default_delete<CTest2> >::~unique_ptr<CTest2,std::default_delete<CTest2> >"},
+		{"??$forward@AEBQEAD@std@@YAAEBQEADAEBQEAD@Z", "std::forward<char * const &>", "std::forward<char * const &>"},
+		{"??$f@W4color@@$0BA@$0?3_N@@YAXXZ", "f<enum color,16,-4,bool>", "f<enum color,16,-4,bool>"},
+		{"??$g@PEAPEBD$$QEAH@@YAXXZ", "g<char const * *,int &&>", "g<char const * *,int &&>"},
+		{"??$h@V?$v@H@std@@0@@YAXXZ", "h<std::v<int>,std::v<int> >", "h<std::v<int>,std::v<int> >"}, // type back-reference
+		{"?CrashFunction@?A0x1b2c3d4e@@YAXXZ", "`anonymous namespace'::CrashFunction", "`anonymous namespace'::CrashFunction"},
+		{"??$k@P6AXXZ@@YAXXZ", "??$k@P6AXXZ@@YAXXZ", "??$k@P6AXXZ@@YAXXZ"}, // function pointer argument: kept
+		{"?x@?$y@", "?x@?$y@", "?x@?$y@"},
 		{"??", "??", "??"},
 		{"??_", "??_", "??_"},
 		{"?broken", "?broken", "?broken"},

@@ -1,6 +1,9 @@
 package pdb
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Undecorate turns common MSVC-decorated names into readable ones:
 //
@@ -158,19 +161,65 @@ func operatorName(code string) (string, bool) {
 	return "", false
 }
 
-// undecorateCPP decodes the qualified name of a "?..." symbol.
+// undecorateCPP decodes the qualified name of a "?..." symbol. The type
+// signature after the name is not decoded (debuggers' stack displays omit it).
 func undecorateCPP(name string) (string, bool) {
-	s := name[1:]
+	d := &demangler{s: name[1:]}
+	q, ok := d.qualifiedName()
+	if !ok {
+		return "", false
+	}
+	return q, true
+}
+
+// demangler parses the name part of MSVC-decorated symbols: qualified names
+// with templates, back-references and special names, and the types that
+// appear as template arguments. Anything else makes it give up, and the
+// caller keeps the decorated name.
+type demangler struct {
+	s     string
+	pos   int
+	names []string // name back-reference table (0-9)
+	types []string // type back-reference table (0-9)
+	depth int
+}
+
+// maxDemangleDepth bounds nesting of templates in templates.
+const maxDemangleDepth = 16
+
+func (d *demangler) peek() byte {
+	if d.pos < len(d.s) {
+		return d.s[d.pos]
+	}
+	return 0
+}
+
+func (d *demangler) consume(prefix string) bool {
+	if strings.HasPrefix(d.s[d.pos:], prefix) {
+		d.pos += len(prefix)
+		return true
+	}
+	return false
+}
+
+func (d *demangler) remember(name string) {
+	if len(d.names) < 10 {
+		d.names = append(d.names, name)
+	}
+}
+
+// qualifiedName parses "[special] fragment... @" and returns "a::b::c".
+func (d *demangler) qualifiedName() (string, bool) {
 	special, op := "", ""
-	if strings.HasPrefix(s, "?") {
-		// Special names: ??0 constructor, ??1 destructor, ??2.. operators.
-		s = s[1:]
+	if rest := d.s[d.pos:]; strings.HasPrefix(rest, "?") && !strings.HasPrefix(rest, "?$") && !strings.HasPrefix(rest, "?A0x") {
+		// ??0 constructor, ??1 destructor, ??2.. operators.
+		d.pos++
 		code := ""
 		switch {
-		case strings.HasPrefix(s, "_") && len(s) >= 2:
-			code = s[:2]
-		case len(s) >= 1:
-			code = s[:1]
+		case d.peek() == '_' && d.pos+1 < len(d.s):
+			code = d.s[d.pos : d.pos+2]
+		case d.pos < len(d.s):
+			code = d.s[d.pos : d.pos+1]
 		default:
 			return "", false
 		}
@@ -180,55 +229,26 @@ func undecorateCPP(name string) (string, bool) {
 		default:
 			var ok bool
 			if op, ok = operatorName(code); !ok {
-				return "", false // conversion operators, templates, RTTI...
+				return "", false // conversion operators, RTTI, ...
 			}
 		}
-		s = s[len(code):]
+		d.pos += len(code)
 	}
 	var parts []string // innermost first
-	var memo []string  // fragments that back-references can name
-	for {
-		if strings.HasPrefix(s, "@") {
-			break
-		}
-		if s == "" {
+	for !d.consume("@") {
+		frag, ok := d.fragment()
+		if !ok {
 			return "", false
 		}
-		c := s[0]
-		switch {
-		case c >= '0' && c <= '9':
-			// Back-reference to an earlier name fragment.
-			i := int(c - '0')
-			if i >= len(memo) {
-				return "", false
-			}
-			parts = append(parts, memo[i])
-			s = s[1:]
-		case c == '?':
-			// Template instance or nested special name: not decoded.
-			return "", false
-		default:
-			at := strings.IndexByte(s, '@')
-			if at <= 0 {
-				return "", false
-			}
-			frag := s[:at]
-			for _, r := range frag {
-				if !(r == '_' || r == '$' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= 0x80) {
-					return "", false
-				}
-			}
-			parts = append(parts, frag)
-			if len(memo) < 10 {
-				memo = append(memo, frag)
-			}
-			s = s[at+1:]
-		}
+		parts = append(parts, frag)
 	}
 	if len(parts) == 0 && op == "" {
 		return "", false
 	}
 	switch {
+	// Constructors and destructors are named after their class fragment,
+	// template arguments included (unique_ptr<T>::~unique_ptr<T>), as
+	// MSVC's own undecoration does.
 	case special == "0":
 		parts = append([]string{parts[0]}, parts...)
 	case special == "1":
@@ -244,4 +264,256 @@ func undecorateCPP(name string) (string, bool) {
 		}
 	}
 	return b.String(), true
+}
+
+// fragment parses one name fragment: an identifier, a back-reference, a
+// template instance or an anonymous namespace.
+func (d *demangler) fragment() (string, bool) {
+	c := d.peek()
+	switch {
+	case c == 0:
+		return "", false
+	case c >= '0' && c <= '9':
+		d.pos++
+		i := int(c - '0')
+		if i >= len(d.names) {
+			return "", false
+		}
+		return d.names[i], true
+	case d.consume("?$"):
+		t, ok := d.template()
+		if ok {
+			d.remember(t)
+		}
+		return t, ok
+	case d.consume("?A0x"):
+		// Anonymous namespace: ?A0x<hex>@
+		end := strings.IndexByte(d.s[d.pos:], '@')
+		if end < 0 {
+			return "", false
+		}
+		d.pos += end + 1
+		const anon = "`anonymous namespace'"
+		d.remember(anon)
+		return anon, true
+	case c == '?':
+		return "", false
+	}
+	end := strings.IndexByte(d.s[d.pos:], '@')
+	if end <= 0 {
+		return "", false
+	}
+	frag := d.s[d.pos : d.pos+end]
+	for _, r := range frag {
+		// '<' and '>' appear in compiler-generated names (<lambda_...>).
+		if !(r == '_' || r == '$' || r == '<' || r == '>' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= 0x80) {
+			return "", false
+		}
+	}
+	d.pos += end + 1
+	d.remember(frag)
+	return frag, true
+}
+
+// template parses "name@args@" after "?$" and returns "name<args>". The
+// arguments have their own back-reference tables.
+func (d *demangler) template() (string, bool) {
+	if d.depth >= maxDemangleDepth {
+		return "", false
+	}
+	inner := &demangler{s: d.s, pos: d.pos, depth: d.depth + 1}
+	var name string
+	if inner.peek() == '?' {
+		return "", false // templated operators and constructors
+	}
+	end := strings.IndexByte(d.s[d.pos:], '@')
+	if end <= 0 {
+		return "", false
+	}
+	name = d.s[d.pos : d.pos+end]
+	inner.pos += end + 1
+	inner.remember(name)
+	var args []string
+	for !inner.consume("@") {
+		if inner.pos >= len(inner.s) {
+			return "", false
+		}
+		if inner.consume("$$V") || inner.consume("$$Z") {
+			continue // empty parameter pack, pack separator
+		}
+		t, ok := inner.typ()
+		if !ok {
+			return "", false
+		}
+		args = append(args, t)
+	}
+	d.pos = inner.pos
+	out := name + "<" + strings.Join(args, ",")
+	if strings.HasSuffix(out, ">") {
+		out += " "
+	}
+	return out + ">", true
+}
+
+// typ parses one type (as found in template arguments).
+func (d *demangler) typ() (string, bool) {
+	start := d.pos
+	c := d.peek()
+	if c >= '0' && c <= '9' {
+		d.pos++
+		i := int(c - '0')
+		if i >= len(d.types) {
+			return "", false
+		}
+		return d.types[i], true
+	}
+	t, ok := d.typeBody()
+	if ok && d.pos-start > 1 && len(d.types) < 10 {
+		d.types = append(d.types, t)
+	}
+	return t, ok
+}
+
+func (d *demangler) typeBody() (string, bool) {
+	if d.depth >= maxDemangleDepth {
+		return "", false
+	}
+	c := d.peek()
+	if name, ok := primitiveType(c); ok {
+		d.pos++
+		return name, true
+	}
+	switch {
+	case d.consume("_"):
+		c := d.peek()
+		d.pos++
+		switch c {
+		case 'J':
+			return "__int64", true
+		case 'K':
+			return "unsigned __int64", true
+		case 'N':
+			return "bool", true
+		case 'W':
+			return "wchar_t", true
+		case 'S':
+			return "char16_t", true
+		case 'U':
+			return "char32_t", true
+		case 'Q':
+			return "char8_t", true
+		}
+		return "", false
+	case d.consume("W4"):
+		n, ok := d.qualifiedName()
+		return "enum " + n, ok
+	case d.consume("V"), d.consume("U"), d.consume("T"):
+		return d.qualifiedName()
+	case d.consume("$$Q"):
+		return d.indirect("&&")
+	case d.consume("$0"):
+		return d.number()
+	case c == 'P' || c == 'Q' || c == 'R' || c == 'S':
+		d.pos++
+		if d.peek() == '6' || d.peek() == '8' {
+			return "", false // function and member pointers
+		}
+		// Q, R and S qualify the pointer itself.
+		return d.indirect([...]string{"*", "* const", "* volatile", "* const volatile"}[c-'P'])
+	case c == 'A':
+		d.pos++
+		return d.indirect("&")
+	}
+	return "", false
+}
+
+// indirect parses "[E] cv type" after a pointer or reference code.
+func (d *demangler) indirect(sym string) (string, bool) {
+	d.consume("E") // __ptr64
+	d.consume("I") // __restrict
+	cv := ""
+	switch d.peek() {
+	case 'A':
+	case 'B':
+		cv = " const"
+	case 'C':
+		cv = " volatile"
+	case 'D':
+		cv = " const volatile"
+	default:
+		return "", false
+	}
+	d.pos++
+	d.depth++
+	t, ok := d.typ()
+	d.depth--
+	if !ok {
+		return "", false
+	}
+	// A reference to a const pointer carries the pointer's const twice
+	// (AEBQEAD): print it once, as "char * const &".
+	if cv != "" && strings.HasSuffix(t, cv) {
+		cv = ""
+	}
+	return t + cv + " " + sym, true
+}
+
+// number parses an encoded integer: 0-9 stand for 1-10, otherwise hex
+// digits written A-P and terminated by '@'; '?' negates.
+func (d *demangler) number() (string, bool) {
+	neg := d.consume("?")
+	c := d.peek()
+	var v uint64
+	switch {
+	case c >= '0' && c <= '9':
+		v = uint64(c-'0') + 1
+		d.pos++
+	default:
+		n := 0
+		for ; d.peek() != '@'; n++ {
+			c := d.peek()
+			if c < 'A' || c > 'P' || n >= 16 {
+				return "", false
+			}
+			v = v<<4 | uint64(c-'A')
+			d.pos++
+		}
+		d.pos++
+	}
+	if neg {
+		return "-" + strconv.FormatUint(v, 10), true
+	}
+	return strconv.FormatUint(v, 10), true
+}
+
+func primitiveType(c byte) (string, bool) {
+	switch c {
+	case 'C':
+		return "signed char", true
+	case 'D':
+		return "char", true
+	case 'E':
+		return "unsigned char", true
+	case 'F':
+		return "short", true
+	case 'G':
+		return "unsigned short", true
+	case 'H':
+		return "int", true
+	case 'I':
+		return "unsigned int", true
+	case 'J':
+		return "long", true
+	case 'K':
+		return "unsigned long", true
+	case 'M':
+		return "float", true
+	case 'N':
+		return "double", true
+	case 'O':
+		return "long double", true
+	case 'X':
+		return "void", true
+	}
+	return "", false
 }
