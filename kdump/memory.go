@@ -120,40 +120,113 @@ type overlayEntry struct {
 }
 
 // overlay is a virtual address space made of file ranges: the triage dump
-// reader. Entries are sorted by va; overlapping entries are resolved in
-// favour of the one added first (the caller adds them by preference).
+// reader. Candidates are added in order of preference; build resolves
+// overlaps in favour of the candidate added first and leaves entries
+// sorted by va and non-overlapping.
 type overlay struct {
 	r       io.ReaderAt
-	entries []overlayEntry // sorted by va, non-overlapping
+	pending []overlayEntry // candidates, in order of preference
+	entries []overlayEntry // built: sorted by va, non-overlapping
 }
 
-// add inserts [va, va+size) -> off, keeping only the parts of it that are
-// not covered already.
+// add records [va, va+size) -> off as a candidate. It must be called
+// before build.
 func (o *overlay) add(va, size uint64, off int64, source string) {
 	if size == 0 || va+size < va {
 		return
 	}
-	end := va + size
-	cur := va
-	var pieces []overlayEntry
-	i := sort.Search(len(o.entries), func(i int) bool { return o.entries[i].va+o.entries[i].size > cur })
-	for cur < end {
-		if i < len(o.entries) && o.entries[i].va <= cur {
-			cur = o.entries[i].va + o.entries[i].size
-			i++
+	o.pending = append(o.pending, overlayEntry{va: va, size: size, off: off, source: source})
+}
+
+// build resolves the candidates into entries in O(n log n): the address
+// line is cut at every candidate boundary, and each piece goes to the most
+// preferred candidate covering it (a min-heap of the candidates open at
+// that point, by preference).
+func (o *overlay) build() {
+	c := o.pending
+	o.pending = nil
+	if len(c) == 0 {
+		return
+	}
+	type edge struct {
+		at   uint64
+		idx  int // candidate index
+		open bool
+	}
+	edges := make([]edge, 0, 2*len(c))
+	for i, e := range c {
+		edges = append(edges, edge{e.va, i, true}, edge{e.va + e.size, i, false})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		if a.at != b.at {
+			if a.at < b.at {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	closed := make([]bool, len(c))
+	var heap []int // candidate indexes, a min-heap
+	push := func(x int) {
+		heap = append(heap, x)
+		for i := len(heap) - 1; i > 0; {
+			p := (i - 1) / 2
+			if heap[p] <= heap[i] {
+				break
+			}
+			heap[p], heap[i] = heap[i], heap[p]
+			i = p
+		}
+	}
+	pop := func() {
+		n := len(heap) - 1
+		heap[0] = heap[n]
+		heap = heap[:n]
+		for i := 0; ; {
+			l, r, m := 2*i+1, 2*i+2, i
+			if l < n && heap[l] < heap[m] {
+				m = l
+			}
+			if r < n && heap[r] < heap[m] {
+				m = r
+			}
+			if m == i {
+				break
+			}
+			heap[m], heap[i] = heap[i], heap[m]
+			i = m
+		}
+	}
+	out := make([]overlayEntry, 0, len(c))
+	for i := 0; i < len(edges); {
+		at := edges[i].at
+		for ; i < len(edges) && edges[i].at == at; i++ {
+			if edges[i].open {
+				push(edges[i].idx)
+			} else {
+				closed[edges[i].idx] = true
+			}
+		}
+		for len(heap) > 0 && closed[heap[0]] {
+			pop()
+		}
+		if len(heap) == 0 || i == len(edges) {
 			continue
 		}
-		next := end
-		if i < len(o.entries) && o.entries[i].va < next {
-			next = o.entries[i].va
+		next := edges[i].at
+		w := c[heap[0]]
+		piece := overlayEntry{va: at, size: next - at, off: w.off + int64(at-w.va), source: w.source}
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.va+last.size == at && last.source == w.source && last.off+int64(last.size) == piece.off {
+				last.size += piece.size
+				continue
+			}
 		}
-		pieces = append(pieces, overlayEntry{va: cur, size: next - cur, off: off + int64(cur-va), source: source})
-		cur = next
+		out = append(out, piece)
 	}
-	for _, pc := range pieces {
-		j := sort.Search(len(o.entries), func(j int) bool { return o.entries[j].va > pc.va })
-		o.entries = slices.Insert(o.entries, j, pc)
-	}
+	o.entries = out
 }
 
 // ReadVirtual implements Memory.

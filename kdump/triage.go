@@ -157,6 +157,7 @@ func (f *File) parseTriage() error {
 	note(t.readKDBG(f))
 	t.buildOverlay(f)
 	note(t.findObjects(f, is64))
+	t.mem.build()
 	f.partial = append(f.partial, errs...)
 	return nil
 }
