@@ -114,8 +114,19 @@ func (a *kernelAnalysis) blame() {
 	case rep.Culprit.Frame >= 0 && rep.Stack[rep.Culprit.Frame].Owner != "":
 		rep.Followup = rep.Stack[rep.Culprit.Frame].Owner
 	}
+	byModule := false
+	if rep.Followup == "" && a.set != nil && rep.Culprit.Frame < 0 && rep.Culprit.Module != "" {
+		// No frame is blamed: look the blamed module (or WinDbg's
+		// pseudo-module) up the way a frame of it would be.
+		d := a.set.Decide(&in, rules.Frame{Module: rep.Culprit.Module, Image: rep.Culprit.Image})
+		if d.Owner != "" && d.Strength != rules.StrengthIgnore {
+			rep.Followup, byModule = d.Owner, true
+		}
+	}
 	switch {
 	case rep.Followup == "":
+	case byModule:
+		a.why("Followup %s is the rules' owner of the module %s", rep.Followup, rep.Culprit.Module)
 	case rep.Culprit.Frame >= 0 && rep.Stack[rep.Culprit.Frame].Owner == rep.Followup:
 		a.why("Followup %s is the rules' owner of the blamed frame %d", rep.Followup, rep.Culprit.Frame)
 	default:
