@@ -122,7 +122,7 @@ func (a *app) infoCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().String("format", formatText, "output format: text, json, table, markdown, csv")
-	cmd.Flags().Bool("hash", true, "compute each file's SHA-256 (reads the whole file)")
+	cmd.Flags().String("hash", "auto", "SHA-256 of each file: auto (files up to 1 GiB), always, never; hashing reads the whole file")
 	return cmd
 }
 
@@ -131,11 +131,14 @@ func (a *app) runInfo(cmd *cobra.Command, args []string) error {
 	if err := checkFormat(format, formatText, formatJSON, formatTable, formatMarkdown, formatCSV); err != nil {
 		return err
 	}
-	doHash, _ := cmd.Flags().GetBool("hash")
+	hashMode, _ := cmd.Flags().GetString("hash")
+	if err := checkFormat(hashMode, "auto", "always", "never"); err != nil {
+		return fmt.Errorf("--hash: %w", err)
+	}
 	failed := 0
 	var rows [][]string
 	for i, path := range args {
-		info, text, err := a.infoOne(path, doHash)
+		info, text, err := a.infoOne(path, hashMode)
 		if err != nil {
 			failed++
 			fmt.Fprintf(a.stderr, "kdtriage: %s: %v\n", path, err)
@@ -186,8 +189,12 @@ func infoRow(j *infoJSON) []string {
 	return r
 }
 
+// autoHashLimit is the largest file --hash=auto hashes: hashing reads
+// every byte, while info itself reads only what it prints.
+const autoHashLimit = 1 << 30
+
 // infoOne reads one dump and returns its JSON object and a text printer.
-func (a *app) infoOne(path string, doHash bool) (*infoJSON, func(io.Writer) error, error) {
+func (a *app) infoOne(path string, hashMode string) (*infoJSON, func(io.Writer) error, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -201,7 +208,7 @@ func (a *app) infoOne(path string, doHash bool) (*infoJSON, func(io.Writer) erro
 		return nil, nil, errors.New("is a directory: pass the dump files inside it")
 	}
 	j := &infoJSON{File: path, Size: st.Size()}
-	if doHash {
+	if hashMode == "always" || hashMode == "auto" && st.Size() <= autoHashLimit {
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(fh, 0, st.Size())); err != nil {
 			return nil, nil, err

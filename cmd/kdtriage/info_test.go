@@ -74,7 +74,7 @@ func TestInfoMixedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := filepath.Join(dir, "kernel", "win81-111217-27671-01.dmp")
-	code, out, errOut := runCLI(t, "info", "--format", "json", "--hash=false", oracle, good, trunc, filepath.Join(dir, "malformed", "win81-111317-52656-01.dmp"), good)
+	code, out, errOut := runCLI(t, "info", "--format", "json", "--hash=never", oracle, good, trunc, filepath.Join(dir, "malformed", "win81-111317-52656-01.dmp"), good)
 	if code != exitBadDump {
 		t.Errorf("exit %d, want %d", code, exitBadDump)
 	}
@@ -102,7 +102,7 @@ func TestInfoFormats(t *testing.T) {
 		{"markdown", "|:-"},
 		{"csv", "File,Format,Machine"},
 	} {
-		code, out, errOut := runCLI(t, "info", "--hash=false", "--format", tc.format, path)
+		code, out, errOut := runCLI(t, "info", "--hash=never", "--format", tc.format, path)
 		if code != 0 || !strings.Contains(out, tc.want) {
 			t.Errorf("--format %s: exit %d, stderr %s, output lacks %q:\n%s", tc.format, code, errOut, tc.want, out)
 		}
