@@ -49,3 +49,33 @@ func FuzzNewFile(f *testing.F) {
 		pf.Lookup(0xFFFFFFFF)
 	})
 }
+
+// FuzzUndecorate runs the MSVC name decoder on arbitrary names. Seeds:
+// decorated names of the synthetic PDB and of the corpus PDBs.
+func FuzzUndecorate(f *testing.F) {
+	for _, s := range []string{"?Run@Engine@game@@QEAAXXZ", "??1?$unique_ptr@VCTest2@@U?$default_delete@VCTest2@@@std@@@std@@QAE@XZ",
+		"??$forward@AEBQEAD@std@@YAAEBQEADAEBQEAD@Z", "??$f@W4color@@$0BA@$0?3_N@@YAXXZ", "?CrashFunction@?A0x1b2c3d4e@@YAXXZ",
+		"??_GEngine@@UEAAPEAXI@Z", "_f@12", "@g@8"} {
+		f.Add(s)
+	}
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	if pf, err := Open(filepath.Join(dir, "symbols", "exceptions-test.pdb")); err == nil {
+		pubs, _ := pf.Publics()
+		for i, p := range pubs {
+			if i%8 == 0 {
+				f.Add(p.Name)
+			}
+		}
+		pf.Close()
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		u := Undecorate(name)
+		if name != "" && u == "" {
+			t.Fatalf("Undecorate(%q) is empty", name)
+		}
+		UndecorateX86(name)
+	})
+}
