@@ -118,6 +118,15 @@ func TestCorpusKernelDumps(t *testing.T) {
 					t.Errorf("IP %s in %s, want %s", ip, got, row["ip_module"])
 				}
 			}
+			// Windows 10 triage dumps carry the bug-check CONTEXT in a data
+			// block; Windows 8.1 ones record only the pointer to it.
+			if c, err := f.ProcessorContext(); err == nil {
+				if ModuleAt(mods, c.IP()) == nil {
+					t.Errorf("processor context IP %#x is in no module", c.IP())
+				}
+			} else if h.MinorVersion >= 10000 || !IsNotPresent(err) {
+				t.Errorf("processor context: %v", err)
+			}
 			if name, err := f.ProcessName(); err != nil || name == "" {
 				t.Errorf("process name %q: %v", name, err)
 			}
@@ -160,10 +169,18 @@ func TestCorpusTriageX64Facts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.IP() != 0xfffff8048b58334c && c.IP() != 0xfffff8047bdf5a80 {
-		t.Errorf("RIP %#x", c.IP())
+	// The header holds the faulting context (RIP = P2) ...
+	if c.IP() != 0xfffff8048b58334c || c.SP() != 0xffff850429892120 {
+		t.Errorf("header context RIP %#x RSP %#x", c.IP(), c.SP())
 	}
-	t.Logf("context RIP %#x RSP %#x", c.IP(), c.SP())
+	// ... and the PRCB the bug-check context the README gives (nt!KeBugCheckEx).
+	pc, err := f.ProcessorContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.IP() != 0xfffff8047bdf5a80 || pc.SP() != 0xffff850429890ee8 {
+		t.Errorf("processor context RIP %#x RSP %#x, want 0xfffff8047bdf5a80 0xffff850429890ee8", pc.IP(), pc.SP())
+	}
 	tr := f.Triage()
 	if tr.DriverListOffset != 0x10828 || tr.StringPoolOffset != 0x15d18 || tr.StringPoolSize != 0x3720 || tr.DataBlocksCount != 0x727 {
 		t.Errorf("triage header %+v", tr)

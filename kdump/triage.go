@@ -72,7 +72,10 @@ type triageDump struct {
 	mem      *overlay
 
 	prcbVA, threadVA, processVA uint64
-	processOff, processSize     int64
+	// prcbContext is KPRCB.Context read from the PRCB copy: the VA of the
+	// crashing processor's bug-check CONTEXT (0 when unknown).
+	prcbContext             uint64
+	processOff, processSize int64
 }
 
 // readAt reads exactly len(p) bytes at off or returns a FormatError.
@@ -440,6 +443,9 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 		}
 	}
 	t.threadVA = rd(prcb, cur)
+	if k.OffsetPrcbContext != 0 {
+		t.prcbContext = rd(prcb, int(k.OffsetPrcbContext))
+	}
 	if h.ThreadOffset != 0 && k.SizeEThread != 0 && inFile(uint64(h.ThreadOffset), uint64(k.SizeEThread), f.size) {
 		th := make([]byte, k.SizeEThread)
 		if err := readAt(f.r, f.size, th, int64(h.ThreadOffset), "thread copy"); err != nil {

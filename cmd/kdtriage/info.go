@@ -64,24 +64,30 @@ type infoUnloaded struct {
 
 // infoJSON is the object `kdtriage info --format json` prints per dump.
 type infoJSON struct {
-	File         string         `json:"file"`
-	SHA256       string         `json:"sha256,omitempty"`
-	Size         int64          `json:"size"`
-	Format       string         `json:"format"`
-	Machine      string         `json:"machine"`
-	OSBuild      uint32         `json:"os_build"`
-	MajorVersion uint32         `json:"major_version,omitempty"`
-	DumpType     string         `json:"dump_type,omitempty"`
-	DumpTypeCode uint32         `json:"dump_type_code"`
-	Processors   uint32         `json:"processors,omitempty"`
-	SystemTime   string         `json:"system_time,omitempty"`
-	SystemUpTime string         `json:"system_uptime,omitempty"`
-	BugCheck     *infoBugCheck  `json:"bugcheck,omitempty"`
-	Context      *infoContext   `json:"context,omitempty"`
-	Process      string         `json:"process_name,omitempty"`
-	Modules      []infoModule   `json:"modules"`
-	Unloaded     []infoUnloaded `json:"unloaded_modules,omitempty"`
-	Problems     []string       `json:"problems,omitempty"`
+	File         string        `json:"file"`
+	SHA256       string        `json:"sha256,omitempty"`
+	Size         int64         `json:"size"`
+	Format       string        `json:"format"`
+	Machine      string        `json:"machine"`
+	OSBuild      uint32        `json:"os_build"`
+	MajorVersion uint32        `json:"major_version,omitempty"`
+	DumpType     string        `json:"dump_type,omitempty"`
+	DumpTypeCode uint32        `json:"dump_type_code"`
+	Processors   uint32        `json:"processors,omitempty"`
+	SystemTime   string        `json:"system_time,omitempty"`
+	SystemUpTime string        `json:"system_uptime,omitempty"`
+	BugCheck     *infoBugCheck `json:"bugcheck,omitempty"`
+	// Context is the register context a debugger shows on opening the dump:
+	// the crashing processor's bug-check context when the dump holds it,
+	// else the header's context record.
+	Context *infoContext `json:"context,omitempty"`
+	// HeaderContext is the dump header's context record when it differs
+	// from Context (for 0x7E-style bug checks it is the faulting context).
+	HeaderContext *infoContext   `json:"header_context,omitempty"`
+	Process       string         `json:"process_name,omitempty"`
+	Modules       []infoModule   `json:"modules"`
+	Unloaded      []infoUnloaded `json:"unloaded_modules,omitempty"`
+	Problems      []string       `json:"problems,omitempty"`
 
 	// Extra holds format-specific keys (user-mode streams, threads...).
 	Extra map[string]any `json:"-"`
@@ -254,10 +260,17 @@ func fillKernelInfo(j *infoJSON, f *kdump.File) {
 	for i, p := range h.BugCheck.Params {
 		j.BugCheck.Params[i] = hexU64(p)
 	}
-	if c, err := f.Context(); err == nil {
-		j.Context = &infoContext{IP: hexU64(c.IP()), SP: hexU64(c.SP()), FP: hexU64(c.FP())}
-	} else {
+	hc, err := f.Context()
+	if err != nil {
 		j.Problems = append(j.Problems, err.Error())
+	}
+	if pc, perr := f.ProcessorContext(); perr == nil {
+		j.Context = newInfoContext(pc)
+		if hc != nil && (hc.IP() != pc.IP() || hc.SP() != pc.SP()) {
+			j.HeaderContext = newInfoContext(hc)
+		}
+	} else if hc != nil {
+		j.Context = newInfoContext(hc)
 	}
 	mods, err := f.Modules()
 	if err != nil {
@@ -279,6 +292,10 @@ func fillKernelInfo(j *infoJSON, f *kdump.File) {
 	for _, p := range f.Problems() {
 		j.Problems = append(j.Problems, p.Error())
 	}
+}
+
+func newInfoContext(c *kdump.Context) *infoContext {
+	return &infoContext{IP: hexU64(c.IP()), SP: hexU64(c.SP()), FP: hexU64(c.FP())}
 }
 
 func writeKernelText(w io.Writer, j *infoJSON, f *kdump.File) error {
@@ -322,6 +339,12 @@ func writeKernelText(w io.Writer, j *infoJSON, f *kdump.File) error {
 		p("Context", "ip %#x  sp %#x  fp %#x", uint64(j.Context.IP), uint64(j.Context.SP), uint64(j.Context.FP))
 		if m := kdump.ModuleAt(mustModules(f), uint64(j.Context.IP)); m != nil {
 			p("  IP in", "%s+%#x", m.Name, uint64(j.Context.IP)-m.Base)
+		}
+	}
+	if hc := j.HeaderContext; hc != nil {
+		p("Header context", "ip %#x  sp %#x  fp %#x", uint64(hc.IP), uint64(hc.SP), uint64(hc.FP))
+		if m := kdump.ModuleAt(mustModules(f), uint64(hc.IP)); m != nil {
+			p("  IP in", "%s+%#x", m.Name, uint64(hc.IP)-m.Base)
 		}
 	}
 	if j.Process != "" {

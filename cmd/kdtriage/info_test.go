@@ -25,8 +25,9 @@ func TestInfoJSONCorpus(t *testing.T) {
 			Code, Name string
 			Params     []string
 		}
-		Modules []struct{ Name, Base, Size, Timestamp string }
-		Context struct{ IP, SP string }
+		Modules       []struct{ Name, Base, Size, Timestamp string }
+		Context       struct{ IP, SP string }
+		HeaderContext struct{ IP, SP string } `json:"header_context"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -51,8 +52,13 @@ func TestInfoJSONCorpus(t *testing.T) {
 	if !found {
 		t.Error("amdppm.sys with base 0xfffff8048b580000 size 0x3b000 not listed")
 	}
-	if got.Context.IP != "0xfffff8048b58334c" || got.Context.SP != "0xffff850429892120" {
+	// The corpus README's context: nt!KeBugCheckEx on the crashing CPU.
+	if got.Context.IP != "0xfffff8047bdf5a80" || got.Context.SP != "0xffff850429890ee8" {
 		t.Errorf("context: %+v", got.Context)
+	}
+	// The header holds the faulting context (RIP = P2).
+	if got.HeaderContext.IP != "0xfffff8048b58334c" || got.HeaderContext.SP != "0xffff850429892120" {
+		t.Errorf("header context: %+v", got.HeaderContext)
 	}
 }
 
