@@ -295,3 +295,63 @@ func TestAnalyzeProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzeUserRules layers a rules directory over the defaults: its
+// owner becomes the Followup and its bucket suffix and tags are applied.
+func TestAnalyzeUserRules(t *testing.T) {
+	dir := t.TempDir()
+	paths := writeSynthetic(t, dir, kdumptest.Spec{Arch: kdumptest.AMD64})
+	rulesDir := filepath.Join(dir, "rules")
+	if err := os.Mkdir(rulesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := `version: 1
+owners:
+  amdppm: Team_Power
+rules:
+  - id: amdppm-known-issue
+    when:
+      module: amdppm
+    then:
+      bucket_suffix: _KI42
+      known_issue: KI-42
+      tags: [power]
+`
+	if err := os.WriteFile(filepath.Join(rulesDir, "power.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := runAnalyze(t, "--format", "json", "--rules", rulesDir, paths[0])
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r struct {
+		Bucket   string `json:"failure_bucket_id"`
+		Hash     string `json:"failure_id_hash"`
+		Followup string `json:"followup"`
+		RuleHash string `json:"rule_set_hash"`
+		Rules    struct {
+			KnownIssue string   `json:"known_issue"`
+			Tags       []string `json:"tags"`
+			Fired      []struct{ ID, Source string }
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Followup != "Team_Power" || r.Bucket != "AV_amdppm!unknown_function_KI42" || r.Rules.KnownIssue != "KI-42" {
+		t.Errorf("followup %q bucket %q known issue %q", r.Followup, r.Bucket, r.Rules.KnownIssue)
+	}
+	found := false
+	for _, h := range r.Rules.Fired {
+		if h.ID == "amdppm-known-issue" && strings.Contains(h.Source, "power.yaml") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("fired rules do not name amdppm-known-issue in power.yaml: %+v", r.Rules.Fired)
+	}
+	def, _, _ := runAnalyze(t, "--format", "json", paths[0])
+	if strings.Contains(def, r.RuleHash) {
+		t.Error("the rule-set hash does not change with the user rules")
+	}
+}
