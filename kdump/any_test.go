@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kdtriage/kdtriage/kdump/minidump"
+	"github.com/kdtriage/kdtriage/kdump/minidump/minidumptest"
 )
 
 func TestOpenAnyUserCorpus(t *testing.T) {
@@ -365,5 +366,50 @@ func TestMinidumpErrorText(t *testing.T) {
 	}
 	if want := "minidump header: 16777215 streams at offset 0x8: value exceeds a limit"; err.Error() != want {
 		t.Errorf("error text %q, want %q", err.Error(), want)
+	}
+}
+
+func TestUserDumpSynthetic(t *testing.T) {
+	stack := make([]byte, 0x100)
+	binary.LittleEndian.PutUint32(stack[0x10:], 0x401234) // a return address
+	b := &minidumptest.Builder{
+		Arch: minidump.ArchX86, Platform: minidump.PlatformWinNT, Major: 10, Build: 19045,
+		Threads: []minidumptest.Thread{
+			{ID: 7, StackStart: 0x12F000, Stack: stack, Context: minidumptest.X86Context(0x77001000, 0x12F000, 0x12F080)},
+			{ID: 9, Context: minidumptest.X86Context(0x401000, 0x12F010, 0x12F020)},
+		},
+		Modules: []minidumptest.Module{{Path: `C:\x\App.exe`, Base: 0x400000, Size: 0x10000, TimeDateStamp: 0x5F5F5F5F}},
+		Exception: &minidumptest.Exception{ThreadID: 9, Code: 0xC0000005, Address: 0x401000, Information: []uint64{1, 0},
+			Context: minidumptest.X86Context(0x401000, 0x12F010, 0x12F020)},
+	}
+	data := b.Bytes()
+	d, err := NewAny(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.Context()
+	if err != nil || d.Machine() != MachineI386 || c.IP() != 0x401000 || c.SP() != 0x12F010 {
+		t.Fatalf("context %+v %v", c, err)
+	}
+	if ret, err := ReadU32(d.Memory(), c.SP()); err != nil || ret != 0x401234 {
+		t.Errorf("[esp] = %#x, %v", ret, err)
+	}
+	mods, _ := d.Modules()
+	if m := ModuleAt(mods, c.IP()); m == nil || m.Name != "App.exe" || m.TimeDateStamp != 0x5F5F5F5F {
+		t.Errorf("module at ip: %+v", m)
+	}
+	u := d.(*UserDump)
+	if tc, err := u.ThreadContext(7); err != nil || tc.IP() != 0x77001000 {
+		t.Errorf("thread 7: %+v %v", tc, err)
+	}
+	// Without the exception stream, Context is the first thread's.
+	b.Exception = nil
+	data = b.Bytes()
+	d, err = NewAny(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d.Context(); err != nil || c.IP() != 0x77001000 {
+		t.Errorf("no exception: context %+v %v", c, err)
 	}
 }
