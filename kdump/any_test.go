@@ -413,3 +413,56 @@ func TestUserDumpSynthetic(t *testing.T) {
 		t.Errorf("no exception: context %+v %v", c, err)
 	}
 }
+
+// TestUserDumpContextLayouts decodes thread contexts of every architecture
+// the adapter supports, including Breakpad's pre-Windows ARM64 layout.
+func TestUserDumpContextLayouts(t *testing.T) {
+	le := binary.LittleEndian
+	arm64 := make([]byte, ContextSizeARM64)
+	le.PutUint64(arm64[0x100:], 0x7ff0) // Sp
+	le.PutUint64(arm64[0x108:], 0x1000) // Pc
+	le.PutUint64(arm64[8+29*8:], 0x7ff8)
+	arm64old := make([]byte, 0x114+0x210)
+	le.PutUint64(arm64old[8+31*8:], 0x7ff0) // iregs[31] = sp
+	le.PutUint64(arm64old[0x108:], 0x1000)  // pc
+	le.PutUint64(arm64old[8+29*8:], 0x7ff8)
+	arm := make([]byte, ContextSizeARM)
+	le.PutUint32(arm[4+13*4:], 0x7ff0) // Sp
+	le.PutUint32(arm[4+15*4:], 0x1000) // Pc
+	le.PutUint32(arm[4+11*4:], 0x7ff8)
+	tests := []struct {
+		arch    minidump.ProcessorArch
+		ctx     []byte
+		machine Machine
+	}{
+		{minidump.ArchAMD64, minidumptest.X64Context(0x1000, 0x7ff0, 0x7ff8), MachineAMD64},
+		{minidump.ArchX86, minidumptest.X86Context(0x1000, 0x7ff0, 0x7ff8), MachineI386},
+		{minidump.ArchARM64, arm64, MachineARM64},
+		{minidump.ArchARM64Old, arm64old, MachineARM64},
+		{minidump.ArchARM, arm, MachineARMNT},
+	}
+	for _, tc := range tests {
+		b := &minidumptest.Builder{Arch: tc.arch, Platform: minidump.PlatformLinux, Major: 5,
+			Threads: []minidumptest.Thread{{ID: 1, Context: tc.ctx}}}
+		data := b.Bytes()
+		d, err := NewAny(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := d.Context()
+		if err != nil || d.Machine() != tc.machine || c.Machine != tc.machine || c.IP() != 0x1000 || c.SP() != 0x7ff0 || c.FP() != 0x7ff8 {
+			t.Errorf("%v: machine %v context %+v, %v", tc.arch, d.Machine(), c, err)
+		}
+	}
+	// An architecture with no CONTEXT layout.
+	b := &minidumptest.Builder{Arch: minidump.ArchPPC64, Platform: minidump.PlatformLinux, Major: 5,
+		Threads: []minidumptest.Thread{{ID: 1, Context: make([]byte, 0x100)}}}
+	data := b.Bytes()
+	d, err := NewAny(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Context(); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ppc64 context: %v", err)
+	}
+}
