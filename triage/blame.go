@@ -280,11 +280,16 @@ func (a *kernelAnalysis) blameStack(res rules.Result, from int, intro string) in
 	}
 	fr := &rep.Stack[best]
 	st := strength(fr, res.Frames[best])
+	// A scanned return address right under the context is the caller of
+	// the routine that stopped the system; deeper scanned values may be
+	// stale data, so blame on them is weak.
 	conf := ConfidenceMedium
-	if fr.FoundBy == "context" {
+	switch {
+	case isKernelOrHAL(fr.Module):
+		conf = ConfidenceLow
+	case fr.FoundBy == "context":
 		conf = ConfidenceHigh
-	}
-	if isKernelOrHAL(fr.Module) {
+	case fr.FoundBy == "scan" && best > 1:
 		conf = ConfidenceLow
 	}
 	skipped := 0
