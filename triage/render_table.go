@@ -97,6 +97,9 @@ func ReportRow(r *Report) Row {
 	} else if len(r.Stack) > 0 {
 		row.CrashAddress = r.Stack[0].Symbol
 	}
+	if r.Exception != nil {
+		userRow(r, &row) // user-mode dumps: the exception instead of a bug check
+	}
 	if r.Dump.Processors > 0 {
 		row.Processors = strconv.Itoa(r.Dump.Processors)
 	}

@@ -31,6 +31,10 @@ const banner = `****************************************************************
 // kernel dump, field names and order included, followed by a kdtriage
 // section (confidence, why the culprit was chosen, the rules that fired).
 func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
+	if r.Exception != nil {
+		// User-mode dumps: exception analysis head (usermode_text.go).
+		return r.writeUserText(w, opt)
+	}
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
 	field := func(name, value string) {

@@ -92,6 +92,9 @@ type Report struct {
 	Host *HostInfo `json:"host,omitempty"`
 
 	BugCheck BugCheckReport `json:"bugcheck"`
+	// Exception is the exception record of a user-mode dump (nil for
+	// kernel dumps); see usermode.go.
+	Exception *ExceptionReport `json:"exception,omitempty"`
 
 	// FailureBucketID is the modern FAILURE_BUCKET_ID.
 	FailureBucketID string `json:"failure_bucket_id"`
@@ -251,6 +254,10 @@ type Frame struct {
 	// FoundBy says how the frame was found: context, ip_param, cfi,
 	// frame_pointer, scan.
 	FoundBy string `json:"found_by"`
+	// SourceFile and SourceLine give the frame's source position when the
+	// symbols have line information (PDB or Breakpad).
+	SourceFile string `json:"source_file,omitempty"`
+	SourceLine int    `json:"source_line,omitempty"`
 	// Unloaded names the unloaded driver whose range holds the address.
 	Unloaded string `json:"unloaded,omitempty"`
 	// Rule verdict on this frame.
