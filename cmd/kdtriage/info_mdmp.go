@@ -83,6 +83,9 @@ func fillMDMPInfo(j *infoJSON, f *minidump.File) {
 		j.OSBuild = si.BuildNumber
 		j.MajorVersion = si.MajorVersion
 		j.Processors = uint32(si.NumberOfProcessors)
+		for _, p := range si.Problems {
+			j.Problems = append(j.Problems, "system info: "+p.Error())
+		}
 	} else if f.HasStream(minidump.SystemInfoStream) {
 		j.Problems = append(j.Problems, "system info: "+err.Error())
 	}

@@ -247,6 +247,9 @@ func (f *File) WriteListing(w io.Writer) error {
 			fmt.Fprintf(bw, " %s", s.CSDVersion)
 		}
 		fmt.Fprintln(bw)
+		for _, p := range s.Problems {
+			fmt.Fprintf(bw, "  problem: %v\n", p)
+		}
 	}
 	if e, err := f.Exception(); err == nil {
 		fmt.Fprintf(bw, "\nException: code %08X (%s) flags %#x at %#x, thread %#x\n", e.Code, ExceptionCode(e.Code), e.Flags, e.Address, e.ThreadID)
@@ -297,6 +300,9 @@ func (f *File) WriteListing(w io.Writer) error {
 				fmt.Fprintf(bw, " %s %s %s", m.CodeView.SignatureString(), m.DebugID(), strings.TrimSpace(m.DebugFile()))
 			}
 			fmt.Fprintln(bw)
+			for _, p := range m.Problems {
+				fmt.Fprintf(bw, "    problem: %v\n", p)
+			}
 		}
 	}
 	return bw.Flush()

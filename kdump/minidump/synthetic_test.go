@@ -428,3 +428,31 @@ func TestConcurrentAccess(t *testing.T) {
 		t.Errorf("after concurrent use: %d modules, %v", len(mods), err)
 	}
 }
+
+// TestPartialModuleAndSystemInfo: a module name and a CSD string that point
+// outside the file leave the rest readable and are reported.
+func TestPartialModuleAndSystemInfo(t *testing.T) {
+	m := newMDB()
+	var ml lew
+	ml.u32(1).u64(0x400000).u32(0x1000).u32(0).u32(0).u32(0xFFFFFF00).zero(52).u32(0).u32(0).u32(0).u32(0).u64(0).u64(0)
+	m.stream(ModuleListStream, ml.b)
+	var si lew
+	si.u16(uint16(ArchX86)).u16(6).u16(0).u8(1).u8(1).u32(5).u32(1).u32(2600).u32(2).u32(0xFFFFFF00).u16(0).u16(0).zero(24)
+	m.stream(SystemInfoStream, si.b)
+	f := openSynthetic(t, m.bytes())
+	mods, err := f.Modules()
+	if err != nil || len(mods) != 1 || mods[0].Base != 0x400000 || mods[0].Name != "" || len(mods[0].Problems) != 1 {
+		t.Fatalf("modules %+v, %v", mods, err)
+	}
+	s, err := f.SystemInfo()
+	if err != nil || s.BuildNumber != 2600 || len(s.Problems) != 1 {
+		t.Fatalf("system info %+v, %v", s, err)
+	}
+	var out strings.Builder
+	if err := f.WriteListing(&out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out.String(), "problem: ") != 2 {
+		t.Errorf("listing does not report both problems:\n%s", out.String())
+	}
+}

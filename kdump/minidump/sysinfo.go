@@ -22,6 +22,9 @@ type SystemInfo struct {
 
 	// CPU is the raw CPU_INFORMATION union (24 bytes).
 	CPU [24]byte
+
+	// Problems lists what could not be read (the CSD version string).
+	Problems []error
 }
 
 // IsX86 reports whether the CPU union holds X86CpuInfo.
@@ -93,7 +96,10 @@ func (f *File) SystemInfo() (*SystemInfo, error) {
 		if s.CSDVersionRva != 0 {
 			// A CSD string that cannot be read is left empty: the rest of
 			// the stream is still good.
-			s.CSDVersion, _ = f.ReadString(s.CSDVersionRva)
+			var err error
+			if s.CSDVersion, err = f.ReadString(s.CSDVersionRva); err != nil {
+				s.Problems = append(s.Problems, err)
+			}
 		}
 		return s, nil
 	})
