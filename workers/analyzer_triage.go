@@ -7,8 +7,6 @@ import (
 	"os"
 	"sync/atomic"
 
-	"github.com/rs/zerolog"
-
 	"github.com/kdtriage/kdtriage/kdump"
 	"github.com/kdtriage/kdtriage/rules"
 	"github.com/kdtriage/kdtriage/triage"
@@ -19,16 +17,17 @@ import (
 // swapped atomically on Reload, so a reload never disturbs analyses in
 // flight and every report names the rule set that produced it.
 type TriageAnalyzer struct {
-	dir     string
-	symbols triage.Symbolizer
-	log     zerolog.Logger
-	set     atomic.Pointer[rules.Set]
+	dir  string
+	base triage.Options
+	set  atomic.Pointer[rules.Set]
 }
 
 // NewTriageAnalyzer loads the rules (embedded defaults, then rulesDir when
-// not empty). sym may be nil (frames stay module+offset).
-func NewTriageAnalyzer(rulesDir string, sym triage.Symbolizer, log zerolog.Logger) (*TriageAnalyzer, error) {
-	a := &TriageAnalyzer{dir: rulesDir, symbols: sym, log: log}
+// not empty). base supplies the analysis options shared by every dump
+// (Symbols, Images, LegacyBucket, Log); its Rules, Host and Source are
+// replaced per dump.
+func NewTriageAnalyzer(rulesDir string, base triage.Options) (*TriageAnalyzer, error) {
+	a := &TriageAnalyzer{dir: rulesDir, base: base}
 	return a, a.Reload()
 }
 
@@ -71,7 +70,8 @@ func (a *TriageAnalyzer) Analyze(ctx context.Context, path string, job *Job) (*R
 		return nil, err
 	}
 	defer f.Close()
-	opts := triage.Options{Symbols: a.symbols, Rules: set, Log: a.log}
+	opts := a.base
+	opts.Rules = set
 	if job != nil {
 		opts.Host = &triage.HostInfo{Hostname: job.Host, Tenant: job.Tenant, SourcePath: job.Path,
 			CollectedAt: job.CollectedAt, Labels: job.Labels}

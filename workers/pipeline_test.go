@@ -15,11 +15,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kdtriage/kdtriage/triage"
 )
 
 func triageAnalyzer(t testing.TB, dir string) *TriageAnalyzer {
 	t.Helper()
-	a, err := NewTriageAnalyzer(dir, nil, testLog(t))
+	a, err := NewTriageAnalyzer(dir, triage.Options{Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,16 @@ func NewPool(ctx context.Context, as *Assets, opts PoolOptions) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s/%s: %w", JobStream, WorkerConsumer, err)
 	}
+	// The consumer's own settings win: a worker process started with other
+	// flags than the server must still heartbeat in time.
+	if info := cons.CachedInfo(); info != nil {
+		if info.Config.AckWait > 0 {
+			opts.Config.AckWait = info.Config.AckWait
+		}
+		if info.Config.MaxDeliver > 0 {
+			opts.Config.MaxDeliver = info.Config.MaxDeliver
+		}
+	}
 	return &Pool{as: as, opts: opts, cons: cons, log: opts.Log, m: opts.Metrics}, nil
 }
 
