@@ -541,4 +541,3 @@ func TestParseSize(t *testing.T) {
 		t.Errorf("parseDuration(30d) = %v, %v", d, err)
 	}
 }
-

@@ -184,4 +184,3 @@ func matchAny(patterns []string, name string) bool {
 	}
 	return false
 }
-
