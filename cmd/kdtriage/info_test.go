@@ -117,3 +117,46 @@ func TestInfoFormats(t *testing.T) {
 		t.Errorf("bad format: exit %d, %s", code, errOut)
 	}
 }
+
+// User-mode dumps go through the same command: the .dumpdebug-style
+// listing in text and the stream/thread/exception keys in JSON.
+func TestInfoUserDumpCLI(t *testing.T) {
+	dir := corpusDir(t)
+	path := filepath.Join(dir, "user", "breakpad-minidump2.dmp")
+	code, out, errOut := runCLI(t, "info", "--format", "json", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got struct {
+		Format, Machine string
+		Streams         []struct {
+			Type     string
+			TypeCode int `json:"type_code"`
+		}
+		Threads   int
+		Modules   []struct{ Name, Base string }
+		Exception struct {
+			Code, Address string
+			CrashAddress  string `json:"crash_address"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got.Format != "mdmp" || got.Machine != "x86" || len(got.Streams) != 9 || got.Threads != 2 || len(got.Modules) != 13 {
+		t.Errorf("facts: %+v", got)
+	}
+	// The write to 0x45 by the instruction at 0x40429e (minidump2.stackwalk.out).
+	if got.Exception.Code != "0xc0000005" || got.Exception.Address != "0x40429e" || got.Exception.CrashAddress != "0x45" {
+		t.Errorf("exception: %+v", got.Exception)
+	}
+	code, out, _ = runCLI(t, "info", path)
+	if code != 0 || !strings.Contains(out, "ThreadListStream") || !strings.Contains(out, "2 threads") {
+		t.Errorf("text listing: exit %d\n%s", code, out)
+	}
+	// A legacy USERDU64 dump is recognised and named.
+	code, out, errOut = runCLI(t, "info", "--format", "json", filepath.Join(dir, "legacy", "kdlibcpp-stacktest_x64_userdu64.dmp"))
+	if code != 0 || !strings.Contains(out, `"format":"userdump"`) {
+		t.Errorf("legacy USERDU64: exit %d, %s\n%s", code, errOut, out)
+	}
+}

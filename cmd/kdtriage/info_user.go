@@ -7,9 +7,7 @@ import (
 	"github.com/kdtriage/kdtriage/kdump"
 )
 
-// infoUser reports user-mode dumps (MDMP, USERDUMP).
-func (a *app) infoUser(j *infoJSON, _ *os.File, _ int64, format kdump.Format, openErr error) (*infoJSON, func(io.Writer) error, error) {
-	_ = j
-	_ = format
-	return nil, nil, openErr
+// infoUser reports user-mode dumps (MDMP, and legacy USERDUMP/USERDU64).
+func (a *app) infoUser(j *infoJSON, fh *os.File, size int64, format kdump.Format, _ error) (*infoJSON, func(io.Writer) error, error) {
+	return infoUserDump(j, fh, size, format)
 }
