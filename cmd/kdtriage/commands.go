@@ -5,10 +5,18 @@ import "github.com/spf13/cobra"
 // commands lists the top-level subcommands. Each lives in its own file.
 func (a *app) commands() []*cobra.Command {
 	return []*cobra.Command{
+		// Local analysis.
 		a.analyzeCommand(),
 		a.infoCommand(),
 		a.rulesCommand(a.triageCaseAnalyzer()),
 		a.symbolsCommand(),
+		// The fleet pipeline.
+		a.serveCommand(),
+		a.workerCommand(),
+		a.submitCommand(),
+		a.agentCommand(),
+		a.feedCommand(),
+		a.reprocessCommand(),
 		a.versionCommand(),
 	}
 }
