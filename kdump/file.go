@@ -202,31 +202,35 @@ func (e *FormatError) wrap(err error) *FormatError { e.Err = err; return e }
 
 func (f *File) validateHeader() error {
 	h := &f.hdr
+	machineOff, typeOff := int64(0x30), int64(0xF98)
+	if h.Format == FormatKernel32 {
+		machineOff, typeOff = 0x20, 0xF88
+	}
+	switch {
+	case h.machineRaw == pageFill:
+		return formatErr(machineOff, "dump header", "MachineImageType is not set (still the PAGE fill): the dump was not completely written")
+	case h.machineRaw>>16 != 0:
+		return formatErr(machineOff, "dump header", "unknown MachineImageType %#x", h.machineRaw)
+	}
 	switch h.Machine {
 	case MachineAMD64, MachineARM64:
 		if h.Format != FormatKernel64 {
-			return formatErr(0x20, "dump header", "machine %v in a 32-bit (PAGEDUMP) header", h.Machine)
+			return formatErr(machineOff, "dump header", "machine %v in a 32-bit (PAGEDUMP) header", h.Machine)
 		}
 	case MachineI386, MachineARMNT:
 		if h.Format != FormatKernel32 {
-			return formatErr(0x30, "dump header", "machine %v in a 64-bit (PAGEDU64) header", h.Machine)
+			return formatErr(machineOff, "dump header", "machine %v in a 64-bit (PAGEDU64) header", h.Machine)
 		}
 	default:
-		off := int64(0x30)
-		if h.Format == FormatKernel32 {
-			off = 0x20
-		}
-		return formatErr(off, "dump header", "unknown MachineImageType %#x", uint16(h.Machine))
+		return formatErr(machineOff, "dump header", "unknown MachineImageType %#x", h.machineRaw)
 	}
 	switch h.DumpType {
 	case DumpTypeFull, DumpTypeSummary, DumpTypeHeader, DumpTypeTriage, DumpTypeBitmapFull,
 		DumpTypeBitmapKernel, DumpTypeKernelRDMP, DumpTypeKernelUser, DumpTypeCompleteRDMP:
+	case pageFill:
+		return formatErr(typeOff, "dump header", "DumpType is not set (still the PAGE fill): the dump was not completely written")
 	default:
-		off := int64(0xF98)
-		if h.Format == FormatKernel32 {
-			off = 0xF88
-		}
-		return formatErr(off, "dump header", "unknown DumpType %#x", uint32(h.DumpType))
+		return formatErr(typeOff, "dump header", "unknown DumpType %#x", uint32(h.DumpType))
 	}
 	return nil
 }

@@ -99,6 +99,14 @@ func exercise(t *testing.T, f *File) {
 	typed("ProcessName", err)
 	_, err = f.CrashingProcessor()
 	typed("CrashingProcessor", err)
+	_, err = f.ProcessorContext()
+	typed("ProcessorContext", err)
+	if r, ok := mem.(Ranger); ok {
+		for _, rg := range r.Ranges()[:min(len(r.Ranges()), 4)] {
+			_, err = mem.ReadVirtual(buf[:], rg.End-8)
+			typed("range end read", err)
+		}
+	}
 	for _, m := range mods[:min(len(mods), 4)] {
 		_, err = mem.ReadVirtual(buf[:], m.Base)
 		typed("module read", err)

@@ -2,6 +2,7 @@ package kdump
 
 import (
 	"encoding/binary"
+	"math"
 	"time"
 )
 
@@ -85,7 +86,9 @@ type Header struct {
 	VersionUser         string // empty when unset
 	KdDebuggerDataBlock uint64 // VA of KDDEBUGGER_DATA64
 
-	// PaeEnabled is the 32-bit header's PaeEnabled byte; always false for 64-bit.
+	// PaeEnabled is the 32-bit header's PaeEnabled byte; false for 64-bit
+	// dumps and when the byte is unset. A false value does not prove that
+	// PAE was off: see File.PagingMode.
 	PaeEnabled bool
 	// KdSecondaryVersion is the header's KdSecondaryVersion byte.
 	KdSecondaryVersion uint8
@@ -104,11 +107,13 @@ type Header struct {
 	Exception ExceptionRecord
 
 	DumpType          DumpType
-	RequiredDumpSpace uint64
-	SystemTime        time.Time // zero when unset
-	SystemUpTime      time.Duration
-	Comment           string // empty when unset
+	RequiredDumpSpace uint64        // bytes; 0 when unset
+	SystemTime        time.Time     // zero when unset
+	SystemUpTime      time.Duration // zero when unset or out of range
+	Comment           string        // empty when unset
 
+	// MiniDumpFields is the TRIAGE_DUMP_* bit set of a triage dump; 0 when
+	// unset (other dump types leave it at the 'PAGE' fill).
 	MiniDumpFields        uint32
 	SecondaryDataState    uint32
 	SecondaryDataStateSet bool
@@ -122,6 +127,10 @@ type Header struct {
 	AttributesSet         bool
 	BootID                uint32
 	BootIDSet             bool
+
+	// machineRaw is the whole 32-bit MachineImageType field; Machine keeps
+	// only its low 16 bits.
+	machineRaw uint32
 }
 
 // Size returns the header size: 0x2000 for 64-bit dumps and 0x1000 for 32-bit.
@@ -146,6 +155,7 @@ func parseHeader(b []byte, format Format) (*Header, error) {
 		}
 		return v, true
 	}
+	orZero := func(off int) uint32 { v, _ := set(off); return v }
 	h.MajorVersion = u32(0x8)
 	h.MinorVersion = u32(0xC)
 	if format == FormatKernel64 {
@@ -153,7 +163,8 @@ func parseHeader(b []byte, format Format) (*Header, error) {
 		h.PfnDataBase = u64(0x18)
 		h.PsLoadedModuleList = u64(0x20)
 		h.PsActiveProcessHead = u64(0x28)
-		h.Machine = Machine(u32(0x30))
+		h.machineRaw = u32(0x30)
+		h.Machine = Machine(h.machineRaw)
 		h.NumberProcessors = u32(0x34)
 		h.BugCheck.Code = u32(0x38)
 		for i := range 4 {
@@ -173,16 +184,18 @@ func parseHeader(b []byte, format Format) (*Header, error) {
 		h.Context = b[0x348 : 0x348+3000]
 		h.Exception = parseException64(b[0xF00:0xF98])
 		h.DumpType = DumpType(u32(0xF98))
-		h.RequiredDumpSpace = u64(0xFA0)
+		h.RequiredDumpSpace = unset64(u64(0xFA0))
 		h.SystemTime = fileTime(u64(0xFA8))
 		h.Comment = cString(b[0xFB0:0x1030])
-		h.SystemUpTime = time.Duration(u64(0x1030)) * 100
-		h.MiniDumpFields = u32(0x1038)
+		h.SystemUpTime = upTime(u64(0x1030))
+		h.MiniDumpFields = orZero(0x1038)
 		h.SecondaryDataState, h.SecondaryDataStateSet = set(0x103C)
 		h.ProductType, h.ProductTypeSet = set(0x1040)
 		h.SuiteMask, h.SuiteMaskSet = set(0x1044)
 		h.WriterStatus, h.WriterStatusSet = set(0x1048)
-		h.KdSecondaryVersion = b[0x104D]
+		if u32(0x104C) != pageFill { // Unused1, KdSecondaryVersion, Unused
+			h.KdSecondaryVersion = b[0x104D]
+		}
 		h.Attributes, h.AttributesSet = set(0x1050)
 		h.BootID, h.BootIDSet = set(0x1054)
 		return h, nil
@@ -191,15 +204,19 @@ func parseHeader(b []byte, format Format) (*Header, error) {
 	h.PfnDataBase = uint64(u32(0x14))
 	h.PsLoadedModuleList = uint64(u32(0x18))
 	h.PsActiveProcessHead = uint64(u32(0x1C))
-	h.Machine = Machine(u32(0x20))
+	h.machineRaw = u32(0x20)
+	h.Machine = Machine(h.machineRaw)
 	h.NumberProcessors = u32(0x24)
 	h.BugCheck.Code = u32(0x28)
 	for i := range 4 {
 		h.BugCheck.Params[i] = uint64(u32(0x2C + 4*i))
 	}
 	h.VersionUser = cString(b[0x3C:0x5C])
-	h.PaeEnabled = b[0x5C] != 0 && b[0x5C] != 'P'
-	h.KdSecondaryVersion = b[0x5D]
+	if u32(0x5C) != pageFill { // PaeEnabled, KdSecondaryVersion, Spare
+		// PaeEnabled is a BOOLEAN: a 'P' is the fill left in that byte alone.
+		h.PaeEnabled = b[0x5C] != 0 && b[0x5C] != 'P'
+		h.KdSecondaryVersion = b[0x5D]
+	}
 	h.KdDebuggerDataBlock = uint64(u32(0x60))
 	if runs := u32(0x64); runs != pageFill {
 		h.NumberOfRuns = runs
@@ -216,18 +233,18 @@ func parseHeader(b []byte, format Format) (*Header, error) {
 	h.Attributes, h.AttributesSet = set(0x8A0)
 	h.BootID, h.BootIDSet = set(0x8A4)
 	h.DumpType = DumpType(u32(0xF88))
-	h.MiniDumpFields = u32(0xF8C)
+	h.MiniDumpFields = orZero(0xF8C)
 	h.SecondaryDataState, h.SecondaryDataStateSet = set(0xF90)
 	h.ProductType, h.ProductTypeSet = set(0xF94)
 	h.SuiteMask, h.SuiteMaskSet = set(0xF98)
 	h.WriterStatus, h.WriterStatusSet = set(0xF9C)
-	h.RequiredDumpSpace = u64(0xFA0)
-	h.SystemUpTime = time.Duration(u64(0xFB8)) * 100
+	h.RequiredDumpSpace = unset64(u64(0xFA0))
+	h.SystemUpTime = upTime(u64(0xFB8))
 	h.SystemTime = fileTime(u64(0xFC0))
 	return h, nil
 }
 
-// ParseException64 decodes an EXCEPTION_RECORD64 (0x98 bytes).
+// parseException64 decodes an EXCEPTION_RECORD64 (0x98 bytes).
 func parseException64(b []byte) ExceptionRecord {
 	le := binary.LittleEndian
 	e := ExceptionRecord{
@@ -274,10 +291,32 @@ func cString(b []byte) string {
 	return string(b[:n])
 }
 
+// pageFill64 is the 'PAGE' fill read as a 64-bit field.
+const pageFill64 = 0x4547415045474150
+
+// unset64 returns v, or 0 when v still holds the 'PAGE' fill (in either
+// half: a writer may set only the low DWORD).
+func unset64(v uint64) uint64 {
+	if v == pageFill64 || v>>32 == pageFill {
+		return 0
+	}
+	return v
+}
+
+// upTime converts a SystemUpTime (100 ns units) to a duration: zero when
+// unset or too large for a time.Duration (over 29 000 years).
+func upTime(v uint64) time.Duration {
+	v = unset64(v)
+	if v > math.MaxInt64/100 {
+		return 0
+	}
+	return time.Duration(v) * 100
+}
+
 // fileTime converts a FILETIME (100 ns since 1601) to a time; zero and the
 // 'PAGE' fill give the zero time.
 func fileTime(v uint64) time.Time {
-	if v == 0 || v == 0x4547415045474150 || v>>32 == pageFill {
+	if unset64(v) == 0 {
 		return time.Time{}
 	}
 	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01 in 100 ns

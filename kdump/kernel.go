@@ -158,7 +158,7 @@ func (f *File) kernelModules() ([]Module, error) {
 
 // validPtr reports whether a header pointer is set (not 0 or the PAGE fill).
 func (f *File) validPtr(v uint64) bool {
-	return v != 0 && v != 0x4547415045474150 && !(f.ptrSize() == 4 && v == pageFill)
+	return v != 0 && v != pageFill64 && !(f.ptrSize() == 4 && v == pageFill)
 }
 
 func (f *File) walkModules(head uint64) ([]Module, error) {
