@@ -54,11 +54,13 @@ const (
 	// the exception context) lies in the blamed third-party module, or a
 	// parameter names the guilty object.
 	ConfidenceHigh Confidence = "high"
-	// ConfidenceMedium: the blamed frame came from the stack (unwound or
-	// scanned) or from a rule rather than from the fault itself.
+	// ConfidenceMedium: the blamed frame came from the stack (unwound, or
+	// the scanned return address right under the context) or from a rule
+	// rather than from the fault itself.
 	ConfidenceMedium Confidence = "medium"
 	// ConfidenceLow: nt or hal was blamed because nothing else was left,
-	// the faulting code is in no loaded module, or the stack was unusable.
+	// the faulting code is in no loaded module, the blamed frame is a
+	// scanned value deeper in the stack, or the analysis is inconclusive.
 	ConfidenceLow Confidence = "low"
 )
 
