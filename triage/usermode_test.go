@@ -383,3 +383,49 @@ func TestUserNames(t *testing.T) {
 		}
 	}
 }
+
+// TestUserModeRules checks that the rules decide user-mode blame and
+// buckets: an ignored faulting frame hands the blame to its caller, a
+// last_ module yields to the first frame below it, and crash-level rules
+// (kind user, exception code) add owners, tags and bucket suffixes.
+func TestUserModeRules(t *testing.T) {
+	dir := corpusDir(t)
+	path := filepath.Join(dir, "user", "breakpad-minidump2.dmp")
+	sym := breakpadSymbolizer(t, dir)
+	cases := []struct {
+		name       string
+		rules      string
+		frame      int
+		conf       Confidence
+		bucket     string
+		followup   string
+		tag        string
+		kernelOnly bool
+	}{
+		{name: "unowned", rules: "version: 1\n", frame: 0, conf: ConfidenceHigh,
+			bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!`anonymous_namespace'::CrashFunction"},
+		{name: "ignored top", rules: "version: 1\nowners:\n  test_app!`anonymous*: ignore\n  default: Apps\n",
+			frame: 1, conf: ConfidenceMedium, bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!main", followup: "Apps"},
+		{name: "last_ module", rules: "version: 1\nowners:\n  test_app!`anonymous*: last_Apps\n  test_app!main: Team_Main\n",
+			frame: 1, conf: ConfidenceMedium, bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!main", followup: "Team_Main"},
+		{name: "crash-level rule", rules: "version: 1\nrules:\n  - id: um-av\n    when:\n      kind: user\n      exception: 0xC0000005\n    then:\n      owner: Crash_Team\n      tags: [av]\n      bucket_suffix: _KI1\n",
+			frame: 0, conf: ConfidenceHigh, bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!`anonymous_namespace'::CrashFunction_KI1", followup: "Crash_Team", tag: "av"},
+		{name: "kernel-only rule", rules: "version: 1\nrules:\n  - id: km\n    when:\n      kind: kernel\n      code: 0xD1\n    then:\n      owner: Kernel_Team\n",
+			frame: 0, conf: ConfidenceHigh, bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!`anonymous_namespace'::CrashFunction", kernelOnly: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep := analyzeUserFile(t, path, Options{Symbols: sym, Rules: rulesFromText(t, c.rules)})
+			if rep.Culprit.Frame != c.frame || rep.Culprit.Confidence != c.conf || rep.FailureBucketID != c.bucket || rep.Followup != c.followup {
+				t.Errorf("culprit frame %d %s, bucket %s, followup %q; want frame %d %s, %s, %q\nwhy: %q",
+					rep.Culprit.Frame, rep.Culprit.Confidence, rep.FailureBucketID, rep.Followup, c.frame, c.conf, c.bucket, c.followup, rep.Why)
+			}
+			if c.tag != "" && (len(rep.Rules.Tags) != 1 || rep.Rules.Tags[0] != c.tag) {
+				t.Errorf("tags %v", rep.Rules.Tags)
+			}
+			if c.kernelOnly && len(rep.Rules.Fired) != 0 {
+				t.Errorf("a kernel rule fired on a user dump: %+v", rep.Rules.Fired)
+			}
+		})
+	}
+}
