@@ -1,5 +1,40 @@
 package triage
 
+// User-mode analysis (application crashes in MDMP minidumps).
+//
+// The report has the kernel report's shape, with Exception in place of the
+// bug check and AnalysisSource "um". The culprit is the faulting
+// instruction's frame unless the rules pass over it (ignore, maybe_,
+// last_: the embedded defaults mark ntdll's and KERNELBASE's exception and
+// fail-fast plumbing); an instruction pointer in no module blames the
+// caller that jumped there, as !analyze does.
+//
+// FAILURE_BUCKET_ID follows WinDbg's user-mode form
+//
+//	CLASS "_" EXCCODE "_" IMAGE "!" FUNCTION
+//
+// with EXCCODE the exception code in 8 lower-case hex digits, IMAGE the
+// image file name with its extension (App.exe, ntdll.dll) and FUNCTION the
+// function without offset, "Unknown" without symbols (blanks become "_").
+// FAILURE_ID_HASH hashes "um:" + the lower-case bucket (hash.go).
+//
+// Documented forms (analyze-semantics §1.4 and the issue):
+// NULL_CLASS_PTR_WRITE_c0000005_App.exe!Unknown,
+// NULL_POINTER_READ_c0000005_test_app.exe!CrashFunction, the
+// Unknown_Image!Unknown culprit, the <image>!Unloaded culprit.
+// Our reading of the rest (observed in WinDbg output, not documented):
+// access violations give NULL_POINTER_{READ,WRITE} for address 0,
+// NULL_CLASS_PTR_{READ,WRITE} below 64 KiB, INVALID_POINTER_{READ,WRITE}
+// elsewhere (including non-canonical addresses), NULL_INSTRUCTION_PTR,
+// SOFTWARE_NX_FAULT and BAD_INSTRUCTION_PTR for execute faults;
+// STATUS_STACK_BUFFER_OVERRUN gives STACK_BUFFER_OVERRUN for stack-cookie
+// failures and FAIL_FAST_<code name> for other __fastfail codes; other
+// codes take the class of exceptionTable (BREAKPOINT, STACK_OVERFLOW,
+// HEAP_CORRUPTION, CPP_EXCEPTION...) or APPLICATION_FAULT. Dumps of other
+// systems (Breakpad/Crashpad on Linux, macOS) use the signal or Mach
+// exception name (SIGSEGV_0000000b_...); dumps with no exception record
+// use NO_EXCEPTION without a code.
+
 import (
 	"context"
 	"errors"
