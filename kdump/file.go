@@ -386,20 +386,22 @@ func (f *File) ProcessName() (string, error) {
 	if proc == 0 {
 		return "", ErrNotPresent
 	}
-	off, ok := imageFileNameOffset(f.hdr.Machine, f.hdr.MinorVersion)
-	if !ok {
-		return "", formatErr(-1, "process", "no EPROCESS.ImageFileName offset known for %v build %d", f.hdr.Machine, f.hdr.MinorVersion).wrap(ErrUnsupported)
-	}
-	var b [15]byte
-	if _, err := f.mem.ReadVirtual(b[:], proc+off); err == nil {
-		if name := cString(b[:]); name != "" {
-			return name, nil
+	off, known := imageFileNameOffset(f.hdr.Machine, f.hdr.MinorVersion)
+	if known {
+		var b [15]byte
+		if _, err := f.mem.ReadVirtual(b[:], proc+off); err == nil {
+			if name := cString(b[:]); name != "" {
+				return name, nil
+			}
 		}
 	}
-	// Builds whose layout is not in the table: look for the name in the
-	// process object itself.
+	// Builds and machines whose layout is not in the table: look for the
+	// name in the process object itself.
 	if name := f.scanImageFileName(proc); name != "" {
 		return name, nil
+	}
+	if !known {
+		return "", formatErr(-1, "process", "no EPROCESS.ImageFileName offset known for %v build %d, and no name-shaped field in the process object at %#x", f.hdr.Machine, f.hdr.MinorVersion, proc).wrap(ErrUnsupported)
 	}
 	return "", formatErr(-1, "process", "EPROCESS.ImageFileName at %#x is not readable text", proc+off).wrap(ErrNotPresent)
 }
@@ -407,6 +409,7 @@ func (f *File) ProcessName() (string, error) {
 // scanImageFileName searches the current process object for an
 // ImageFileName-shaped field: up to 15 bytes of file-name characters, NUL
 // padded, that end in ".exe" or name one of the kernel's own processes.
+// The field is pointer-aligned in every known layout.
 func (f *File) scanImageFileName(proc uint64) string {
 	size := uint64(0xC80)
 	if f.triage != nil && f.triage.processSize > 0 {
@@ -415,7 +418,7 @@ func (f *File) scanImageFileName(proc uint64) string {
 	b := make([]byte, size)
 	n, _ := f.mem.ReadVirtual(b, proc)
 	b = b[:n]
-	for off := 0x100; off+15 <= len(b); off += 8 {
+	for off := 0x100; off+15 <= len(b); off += f.ptrSize() {
 		name := cString(b[off : off+15])
 		if name == "" || len(name) < 3 || !plausibleProcessName(name) {
 			continue

@@ -185,9 +185,10 @@ func (f *File) walkModules(head uint64) ([]Module, error) {
 		}
 		return le.Uint64(entry[off:])
 	}
+	prev := head
 	for cur != head {
 		if seen[cur] {
-			return mods, formatErr(-1, "module list", "entry %#x links back to entry %#x after %d modules (corrupt list)", head, cur, len(mods))
+			return mods, formatErr(-1, "module list", "entry %#x links back to entry %#x after %d modules (corrupt list)", prev, cur, len(mods))
 		}
 		if len(mods) >= maxModules {
 			return mods, formatErr(-1, "module list", "more than %d modules (corrupt list?)", maxModules)
@@ -209,7 +210,7 @@ func (f *File) walkModules(head uint64) ([]Module, error) {
 			}
 		}
 		mods = append(mods, mod)
-		cur = rd(0)
+		prev, cur = cur, rd(0)
 	}
 	return mods, nil
 }
@@ -379,7 +380,11 @@ func (f *File) findCrashingCPU(k *KDBG) (*cpuState, error) {
 		n = 1
 	}
 	if n > maxProcessors {
-		return nil, formatErr(0x34, "dump header", "NumberProcessors %d exceeds %d", n, maxProcessors)
+		off := int64(0x34)
+		if f.hdr.Format == FormatKernel32 {
+			off = 0x24
+		}
+		return nil, formatErr(off, "dump header", "NumberProcessors %d exceeds %d", n, maxProcessors)
 	}
 	if k.KiProcessorBlock == 0 {
 		return nil, formatErr(-1, "KDBG", "KiProcessorBlock is not set").wrap(ErrNotPresent)

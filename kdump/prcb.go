@@ -18,8 +18,11 @@ func (f *File) ProcessorContext() (*Context, error) {
 	ptr := f.hdr.Machine.PointerSize()
 	var ctxVA uint64
 	if f.triage != nil {
-		// The triage dump's PRCB copy holds the pointer even when the
-		// PRCB's own address is not recorded.
+		// The triage dump's PRCB copy holds the pointer (or the inline
+		// context) even when the PRCB's own address is not recorded.
+		if b := f.triage.prcbInlineContext; b != nil {
+			return ParseContext(f.hdr.Machine, b)
+		}
 		ctxVA = f.triage.prcbContext
 		if ctxVA == 0 {
 			return nil, formatErr(int64(f.triage.hdr.PrcbOffset), "PRCB copy", "KPRCB.Context is not recorded").wrap(ErrNotPresent)

@@ -3,6 +3,7 @@ package kdump
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"unicode/utf16"
 )
@@ -48,18 +49,21 @@ type DataBlock struct {
 
 // Triage dump limits that keep hostile files from driving allocations.
 const (
-	triageValid      = 0x44475254 // "TRGD"
-	maxDrivers       = 1 << 14
-	maxDataBlocks    = 1 << 20
-	maxUnloaded      = 1 << 12
-	maxDumpString    = 0x8000 // characters
-	driverEntry64    = 0x90
-	driverEntry32    = 0x4C
-	unloadedEntry64  = 0x38
-	unloadedEntry32  = 0x28
-	triageHeader64   = 0x80
-	triageHeader32   = 0x68
-	maxCopiedObjects = 1 << 20 // cap on PRCB / thread / process copy sizes
+	triageValid     = 0x44475254 // "TRGD"
+	maxDrivers      = 1 << 14
+	maxDataBlocks   = 1 << 20
+	maxUnloaded     = 1 << 12
+	maxDumpString   = 0x8000  // characters in one DUMP_STRING
+	maxNameChars    = 1 << 20 // characters of all driver names together
+	driverEntry64   = 0x90
+	driverEntry32   = 0x4C
+	unloadedEntry64 = 0x38
+	unloadedEntry32 = 0x28
+	triageHeader64  = 0x80
+	triageHeader32  = 0x68
+	// maxPrcbCandidates caps the PRCB-sized data blocks compared with the
+	// PRCB copy (one per processor in real dumps).
+	maxPrcbCandidates = 4096
 )
 
 // triageDump is the parsed part of a DumpType 4 file.
@@ -74,7 +78,11 @@ type triageDump struct {
 	prcbVA, threadVA, processVA uint64
 	// prcbContext is KPRCB.Context read from the PRCB copy: the VA of the
 	// crashing processor's bug-check CONTEXT (0 when unknown).
-	prcbContext             uint64
+	prcbContext uint64
+	// prcbInlineContext is the CONTEXT inside the PRCB copy
+	// (KPRCB.ProcessorState.ContextFrame) of kernels whose KDBG gives no
+	// KPRCB.Context offset (before Windows 7); nil otherwise.
+	prcbInlineContext       []byte
 	processOff, processSize int64
 }
 
@@ -198,6 +206,10 @@ func (t *triageDump) readDrivers(f *File, is64 bool) error {
 	le := binary.LittleEndian
 	t.drivers = make([]Module, 0, h.DriverCount)
 	var firstErr error
+	// Entries may share a name; the budget bounds the text kept for
+	// names that a hostile file makes long and distinct.
+	names := make(map[uint32]string)
+	budget := maxNameChars
 	for i := range uint64(h.DriverCount) {
 		e := buf[i*stride:]
 		var m Module
@@ -213,9 +225,17 @@ func (t *triageDump) readDrivers(f *File, is64 bool) error {
 			m.CheckSum = le.Uint32(e[0x44:])
 			m.TimeDateStamp = le.Uint32(e[0x48:])
 		}
-		path, err := readDumpString(f.r, f.size, int64(nameOff))
-		if err != nil && firstErr == nil {
-			firstErr = err
+		path, seen := names[nameOff]
+		if !seen && budget > 0 {
+			var err error
+			path, err = readDumpString(f.r, f.size, int64(nameOff))
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			names[nameOff] = path
+			budget -= len(path)
+		} else if !seen && firstErr == nil {
+			firstErr = formatErr(int64(nameOff), "driver name", "driver %d: the names of the earlier drivers already hold %d characters; the rest are not read", i, maxNameChars)
 		}
 		m.Path = path
 		m.Name = baseName(path)
@@ -224,9 +244,12 @@ func (t *triageDump) readDrivers(f *File, is64 bool) error {
 	return firstErr
 }
 
-// readDumpString reads a DUMP_STRING: a u32 length in characters, then
-// UTF-16LE text and a NUL. Writers that stored the length in bytes are
-// recognised by where the NUL falls.
+// readDumpString reads a DUMP_STRING at off: a u32 Length, then UTF-16LE
+// text and a NUL (dump-formats §3.3). Length counts characters in the
+// dumps seen, but some writers stored a byte count; the text ends after
+// Length characters or at the first NUL, whichever comes first, which
+// reads both (a byte count puts the NUL half-way through a character
+// count). Text cut off by the end of the file is returned with an error.
 func readDumpString(r io.ReaderAt, size int64, off int64) (string, error) {
 	var lb [4]byte
 	if err := readAt(r, size, lb[:], off, "driver name"); err != nil {
@@ -236,23 +259,22 @@ func readDumpString(r io.ReaderAt, size int64, off int64) (string, error) {
 	if n > maxDumpString {
 		return "", formatErr(off, "driver name", "length %d exceeds %d characters", n, maxDumpString)
 	}
-	nbytes := min(int64(2*n+2), size-off-4)
-	if nbytes < 0 {
-		nbytes = 0
-	}
-	b := make([]byte, nbytes)
+	want := 2 * int64(n)
+	b := make([]byte, min(want, size-off-4))
 	if err := readAt(r, size, b, off+4, "driver name"); err != nil {
 		return "", err
 	}
-	chars := int(n)
-	// A byte count shows as a NUL right after n/2 characters.
-	if n%2 == 0 && int(n) <= len(b)-2 && b[n] == 0 && b[n+1] == 0 && (int(2*n) > len(b)-2 || b[2*n] != 0 || b[2*n+1] != 0) {
-		chars = int(n / 2)
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+2 <= len(b); i += 2 {
+		c := binary.LittleEndian.Uint16(b[i:])
+		if c == 0 {
+			return string(utf16.Decode(u)), nil
+		}
+		u = append(u, c)
 	}
-	chars = min(chars, len(b)/2)
-	u := make([]uint16, chars)
-	for i := range u {
-		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	if int64(len(b)) < want {
+		return string(utf16.Decode(u)), &FormatError{Offset: off, What: "driver name",
+			Msg: fmt.Sprintf("the %d-character name runs past the end of the file", n), Err: io.ErrUnexpectedEOF}
 	}
 	return string(utf16.Decode(u)), nil
 }
@@ -262,7 +284,7 @@ func (t *triageDump) readUnloaded(f *File, is64 bool) error {
 	if off == 0 {
 		return nil
 	}
-	var cb [8]byte
+	var cb [4]byte
 	if err := readAt(f.r, f.size, cb[:], off, "unloaded drivers"); err != nil {
 		return err
 	}
@@ -408,11 +430,18 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 	if err := readAt(f.r, f.size, prcb, int64(h.PrcbOffset), "PRCB copy"); err != nil {
 		return err
 	}
+	// Compare each stored offset once, and at most maxPrcbCandidates of
+	// them: a real dump has one PRCB-sized block per processor.
 	var blk []byte
+	compared := make(map[uint32]bool)
 	for _, d := range t.blocks {
-		if uint64(d.Size) != prcbSize {
+		if uint64(d.Size) != prcbSize || compared[d.Offset] {
 			continue
 		}
+		if len(compared) >= maxPrcbCandidates {
+			break
+		}
+		compared[d.Offset] = true
 		if blk == nil {
 			blk = make([]byte, prcbSize)
 		}
@@ -445,6 +474,9 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 	t.threadVA = rd(prcb, cur)
 	if k.OffsetPrcbContext != 0 {
 		t.prcbContext = rd(prcb, int(k.OffsetPrcbContext))
+	} else if o, n := int(k.OffsetPrcbProcStateContext), ContextSize(f.hdr.Machine); o != 0 && n != 0 && o+n <= len(prcb) {
+		// Before Windows 7 the CONTEXT is inline: ProcessorState.ContextFrame.
+		t.prcbInlineContext = prcb[o : o+n : o+n]
 	}
 	if h.ThreadOffset != 0 && k.SizeEThread != 0 && inFile(uint64(h.ThreadOffset), uint64(k.SizeEThread), f.size) {
 		th := make([]byte, k.SizeEThread)
