@@ -113,4 +113,9 @@ func TestSummarize(t *testing.T) {
 	if got := sums[0].Dumps; len(got) != 3 || got[0] != "a.dmp" || got[2] != "e.dmp" {
 		t.Errorf("dumps %v", got)
 	}
+	um := mk("u.dmp", "NULL_POINTER_READ_c0000005_app.exe!Unknown", t0)
+	um.Exception = &ExceptionReport{Code: 0xC0000005, Name: "EXCEPTION_ACCESS_VIOLATION"}
+	if s := Summarize([]*Report{um}); s[0].BugCheck != "EXCEPTION_ACCESS_VIOLATION (0xc0000005)" {
+		t.Errorf("user-mode summary names %q", s[0].BugCheck)
+	}
 }

@@ -213,8 +213,12 @@ func Summarize(reports []*Report) []BucketSummary {
 		if !ok {
 			i = len(out)
 			idx[r.FailureBucketID] = i
+			what := fmt.Sprintf("%s (0x%x)", r.BugCheck.Name, uint64(r.BugCheck.Code))
+			if e := r.Exception; e != nil {
+				what = fmt.Sprintf("%s (0x%x)", e.Name, uint64(e.Code))
+			}
 			out = append(out, BucketSummary{Bucket: r.FailureBucketID, Hash: r.FailureIDHash,
-				BugCheck: fmt.Sprintf("%s (0x%x)", r.BugCheck.Name, uint64(r.BugCheck.Code)),
+				BugCheck: what,
 				Image:    r.Culprit.Image, Followup: r.Followup, Confidence: string(r.Culprit.Confidence)})
 		}
 		s := &out[i]
