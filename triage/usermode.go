@@ -227,6 +227,9 @@ func (a *userAnalysis) fillOS() {
 		o.Version = fmt.Sprintf("%d.%d.%d", si.MajorVersion, si.MinorVersion, si.BuildNumber)
 		if si.CSDVersion != "" {
 			o.BuildLab = si.CSDVersion
+			if si.MajorVersion == 0 && si.MinorVersion == 0 && si.BuildNumber == 0 {
+				o.Version = si.CSDVersion
+			}
 		}
 		return
 	}
@@ -458,8 +461,14 @@ func (a *userAnalysis) buildStack(c *kdump.Context) error {
 			break
 		}
 	}
-	if a.exc != nil {
+	switch {
+	case a.exc != nil && a.windows:
 		info := a.addressInfo(a.exc.addr)
+		a.rep.FaultingIP = &info
+	case a.exc != nil && len(a.rep.Stack) > 0:
+		// Breakpad's Linux and macOS dumps record the fault address, not
+		// the instruction: the faulting instruction is the context's.
+		info := a.addressInfo(uint64(a.rep.Stack[0].IP))
 		a.rep.FaultingIP = &info
 	}
 	return nil

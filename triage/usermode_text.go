@@ -107,7 +107,7 @@ func (r *Report) writeUserHead(bw *bufio.Writer, opt TextOptions) {
 	if x.Name != "" || x.Code != 0 || x.Address != 0 {
 		p("EXCEPTION_RECORD:  (.exr -1)\n")
 		where := ""
-		if r.FaultingIP != nil && r.FaultingIP.Symbol != "" {
+		if r.FaultingIP != nil && r.FaultingIP.Symbol != "" && r.FaultingIP.Address == x.Address {
 			where = " (" + r.FaultingIP.Symbol + ")"
 		}
 		p("ExceptionAddress: %s%s\n", addr(x.Address), where)
