@@ -10,7 +10,9 @@ const KDBGTag = 0x4742444B // "KDBG"
 
 // KDBG holds the fields of KDDEBUGGER_DATA64 that analysis uses. Offsets
 // and sizes of kernel structures (the Offset* and Size* fields) are zero
-// when the block is too short to hold them.
+// when the block is too short to hold them. The block stores 32-bit
+// kernels' pointers sign-extended; File.KDBG narrows them to 32 bits, so
+// they can be read through File.Memory as they are (ParseKDBG does not).
 type KDBG struct {
 	VA   uint64 // where the block lives in kernel memory
 	Size uint32 // the header's Size field

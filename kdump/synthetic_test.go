@@ -746,3 +746,29 @@ func manyUnloaded(n int, base uint64) []kdumptest.Unloaded {
 	}
 	return out
 }
+
+// TestPagedReadDoesNotWrap: a read that runs past the top of the address
+// space stops there instead of going on at address 0.
+func TestPagedReadDoesNotWrap(t *testing.T) {
+	im, facts := build(t, kdumptest.Spec{Kind: kdumptest.Full})
+	f := openImage(t, im)
+	// Point every PML4 entry back at the PML4: every canonical address
+	// then translates (to the PML4 page itself).
+	pml4 := facts.DTB &^ 0xFFF
+	off := int64(-1)
+	for _, r := range f.PhysicalRanges() {
+		if pml4/PageSize >= r.PFN && pml4/PageSize < r.PFN+r.Pages {
+			off = r.Offset + int64(pml4-r.PFN*PageSize)
+		}
+	}
+	for i := int64(0); i < 512; i++ {
+		patch64(im, off+8*i, pml4|0x63)
+	}
+	f = openImage(t, im)
+	var b [16]byte
+	n, err := f.Memory().ReadVirtual(b[:], ^uint64(0)-7)
+	var pf *PageFaultError
+	if n != 8 || !IsNotPresent(err) || !errors.As(err, &pf) || pf.VA != 0 {
+		t.Errorf("read across the top: n=%d %v", n, err)
+	}
+}

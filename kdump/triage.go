@@ -390,6 +390,9 @@ func (t *triageDump) readKDBG(f *File) error {
 		}
 		return err
 	}
+	if f.ptrSize() == 4 {
+		narrowKDBG(k)
+	}
 	t.kdbg = k
 	return nil
 }

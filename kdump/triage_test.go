@@ -155,6 +155,21 @@ func checkTriageMemory(t *testing.T, f *File, facts *kdumptest.Facts, im *kdumpt
 	if _, err := mem.ReadVirtual(tag[:], facts.KDBG+0x10); err != nil || string(tag[:]) != "KDBG" {
 		t.Errorf("KDBG copy: %q %v", tag, err)
 	}
+	// The KDBG pointers (sign-extended in 32-bit blocks) read as they are.
+	k, err := f.KDBG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := make([]byte, 8)
+	if _, err := mem.ReadVirtual(lab, k.NtBuildLab); err != nil || !bytes.HasPrefix(lab, fmt.Appendf(nil, "%d.", facts.Build)) {
+		t.Errorf("NtBuildLab at %#x: %q %v", k.NtBuildLab, lab, err)
+	}
+	if p, err := ReadPointer(mem, k.KiProcessorBlock, ptr); err != nil || p != facts.PRCBs[0] {
+		t.Errorf("KiProcessorBlock at %#x: %#x %v", k.KiProcessorBlock, p, err)
+	}
+	if k.KernBase != facts.KernBase || k.PsLoadedModuleList != facts.PsLoadedModuleList {
+		t.Errorf("KDBG KernBase %#x PsLoadedModuleList %#x, want %#x %#x", k.KernBase, k.PsLoadedModuleList, facts.KernBase, facts.PsLoadedModuleList)
+	}
 	// KPRCB.CurrentThread is at +4 (x86, ARM) or +8 (x64, ARM64).
 	th, err := ReadPointer(mem, facts.PRCBs[facts.CrashCPU]+uint64(ptr), ptr)
 	if err != nil || th != facts.Thread {

@@ -179,6 +179,9 @@ func (pm *pagedMemory) ReadVirtual(p []byte, addr uint64) (int, error) {
 	done := 0
 	for done < len(p) {
 		a := addr + uint64(done)
+		if a < addr { // the read wrapped past the top of the address space
+			return done, &MemoryError{Addr: a, Err: &PageFaultError{VA: a, Reason: "read past the top of the address space"}}
+		}
 		tr, err := pm.translate(a)
 		if err != nil {
 			return done, &MemoryError{Addr: a, Err: err}
