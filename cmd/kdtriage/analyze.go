@@ -71,7 +71,7 @@ func (a *app) analyzeCommand() *cobra.Command {
 	f.String("format", formatText, "output format: text, json, table, markdown, csv")
 	f.Bool("summary", false, "print one row per FAILURE_BUCKET_ID instead of one report per dump")
 	f.String("rules", "", "directory (or file) of rule files layered over the embedded defaults (config: rules.dir)")
-	f.String("symbol-path", "", "symbol path in _NT_SYMBOL_PATH syntax (config: symbols.path)")
+	addSymbolFlags(cmd)
 	f.IntP("jobs", "j", runtime.NumCPU(), "dumps analysed in parallel")
 	f.Bool("legacy", false, "also print the fields of older debugger engines (BUCKET_ID, BUGCHECK_STR, ...)")
 	f.Bool("hash", true, "compute each file's SHA-256 for the report (reads the whole file)")
@@ -91,22 +91,12 @@ func (a *app) runAnalyze(cmd *cobra.Command, args []string) error {
 	if jobs < 1 {
 		jobs = 1
 	}
-	rulesDir, _ := fl.GetString("rules")
-	if rulesDir == "" && a.v != nil {
-		rulesDir = a.v.GetString("rules.dir")
-	}
-	set, err := loadRules(rulesDir)
+	set, err := loadRules(a.rulesDirFor(cmd))
 	if err != nil {
 		return err
 	}
-	symPath, _ := fl.GetString("symbol-path")
-	if symPath == "" && a.v != nil {
-		symPath = a.v.GetString("symbols.path")
-	}
-	if symPath == "" {
-		symPath = os.Getenv("_NT_SYMBOL_PATH")
-	}
-	sym, images, err := a.newSymbolizer(symPath)
+	symPath, _ := a.effectiveSymbolPath(cmd)
+	sym, images, err := a.newSymbolizer(symPath, a.symbolStoreOptions(cmd))
 	if err != nil {
 		return err
 	}
@@ -201,17 +191,13 @@ func writeReports(w io.Writer, format string, summary bool, reports []*triage.Re
 // newSymbolizer builds the symbol lookup and the image provider for a
 // symbol path; an empty path gives neither (frames stay module+offset and
 // nothing is fetched from the network).
-func (a *app) newSymbolizer(symPath string) (triage.Symbolizer, stack.Images, error) {
+func (a *app) newSymbolizer(symPath string, opts symbols.Options) (triage.Symbolizer, stack.Images, error) {
 	if symPath == "" {
 		return nil, nil, nil
 	}
 	p, err := symbols.ParsePath(symPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("symbol path: %w", err)
-	}
-	opts := symbols.Options{Log: a.log}
-	if dir, err := os.UserCacheDir(); err == nil {
-		opts.DefaultCache = symbols.DefaultCacheDir(dir)
 	}
 	chain, err := symbols.NewChain(p, opts)
 	if err != nil {
