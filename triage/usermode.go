@@ -285,6 +285,10 @@ func (a *userAnalysis) fillException() {
 	a.rep.Exception = x
 	if a.md != nil {
 		x.Reason, x.Detail = a.md.CrashReason(), a.md.CrashDetail()
+		if ai, err := a.md.AssertionInfo(); err == nil && x.Detail == "" {
+			x.Detail = assertionDetail(ai)
+			a.why("Breakpad's assertion record: %s", x.Detail)
+		}
 	}
 	if !a.windows {
 		x.Name = x.Reason
@@ -909,4 +913,30 @@ func (a *userAnalysis) finishBucket() {
 			rep.BucketID = strings.ToUpper(rep.OS.Platform) + "_APPLICATION_FAULT_" + prefix + "_" + legacy + rep.Rules.Suffix
 		}
 	}
+}
+
+// assertionDetail summarises Breakpad's invalid-parameter or
+// pure-virtual-call record.
+func assertionDetail(ai *minidump.AssertionInfo) string {
+	kind := "assertion"
+	switch ai.Type {
+	case 1:
+		kind = "invalid parameter"
+	case 2:
+		kind = "pure virtual call"
+	}
+	var parts []string
+	if ai.Expression != "" {
+		parts = append(parts, ai.Expression)
+	}
+	if ai.Function != "" {
+		parts = append(parts, "in "+ai.Function)
+	}
+	if ai.File != "" {
+		parts = append(parts, fmt.Sprintf("at %s:%d", ai.File, ai.Line))
+	}
+	if len(parts) == 0 {
+		return kind
+	}
+	return kind + ": " + strings.Join(parts, " ")
 }

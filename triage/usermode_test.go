@@ -77,6 +77,10 @@ func TestUserModeCorpus(t *testing.T) {
 		"breakpad-linux_null_read_av.dmp":     "SIGSEGV",
 		"breakpad-linux_divide_by_zero.dmp":   "SIGFPE",
 	}
+	wantDetail := map[string]string{
+		"breakpad-tiny-exe-fastfail.dmp":      "FAST_FAIL_FATAL_APP_EXIT",
+		"rust-minidump-invalid-parameter.dmp": "invalid parameter: format != nullptr in common_vfprintf",
+	}
 	var reps []*Report
 	for _, path := range files {
 		name := filepath.Base(path)
@@ -96,6 +100,9 @@ func TestUserModeCorpus(t *testing.T) {
 			}
 			if w, ok := wantClass[name]; ok && x.Class != w {
 				t.Errorf("class %s, want %s", x.Class, w)
+			}
+			if w, ok := wantDetail[name]; ok && !strings.HasPrefix(x.Detail, w) {
+				t.Errorf("detail %q, want %q...", x.Detail, w)
 			}
 			if rep.ProcessName == "" || rep.ModuleCount == 0 || len(rep.Stack) == 0 || rep.StackCommand == "" {
 				t.Errorf("incomplete: process %q, %d modules, %d frames, stack command %q", rep.ProcessName, rep.ModuleCount, len(rep.Stack), rep.StackCommand)
