@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,7 +20,21 @@ import (
 // size. beat is called about every 8 MiB so a long download keeps the job
 // alive. The caller removes the file.
 func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxSize int64, beat func()) (string, error) {
-	res, err := obs.Get(ctx, sha)
+	info, err := obs.GetInfo(ctx, sha)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return "", Permanent(fmt.Errorf("%s: %w", sha, errMissingObject))
+		}
+		return "", fmt.Errorf("looking up %s: %w", sha, err)
+	}
+	if maxSize > 0 && int64(info.Size) > maxSize {
+		return "", Permanent(fmt.Errorf("dump %s is %d bytes, above the %d-byte cap: %w", sha, info.Size, maxSize, errTooLarge))
+	}
+	// Without a deadline the client gives a whole Get its default API
+	// timeout (5s): allow for the object's size at a slow 4 MiB/s.
+	gctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(info.Size>>22)*time.Second)
+	defer cancel()
+	res, err := obs.Get(gctx, sha)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return "", Permanent(fmt.Errorf("%s: %w", sha, errMissingObject))
@@ -26,9 +42,6 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 		return "", fmt.Errorf("fetching %s: %w", sha, err)
 	}
 	defer res.Close()
-	if info, err := res.Info(); err == nil && maxSize > 0 && int64(info.Size) > maxSize {
-		return "", Permanent(fmt.Errorf("dump %s is %d bytes, above the %d-byte cap: %w", sha, info.Size, maxSize, errTooLarge))
-	}
 	f, err := os.CreateTemp(dir, "kdtriage-spool-*.dmp")
 	if err != nil {
 		return "", fmt.Errorf("spooling %s: %w", sha, err)
@@ -43,12 +56,24 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 	}()
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
+	zero := make([]byte, len(buf))
 	var n, lastBeat int64
 	for {
-		k, rerr := res.Read(buf)
+		k, rerr := io.ReadFull(res, buf)
+		if rerr == io.ErrUnexpectedEOF {
+			rerr = io.EOF
+		}
 		if k > 0 {
 			h.Write(buf[:k])
-			if _, err := f.Write(buf[:k]); err != nil {
+			// Runs of zeros (the unused memory of a full dump) become
+			// holes: the spool file stays sparse like the original.
+			var err error
+			if bytes.Equal(buf[:k], zero[:k]) {
+				_, err = f.Seek(int64(k), io.SeekCurrent)
+			} else {
+				_, err = f.Write(buf[:k])
+			}
+			if err != nil {
 				return "", fmt.Errorf("spooling %s: %w", sha, err)
 			}
 			n += int64(k)
@@ -75,6 +100,9 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
 		return "", Permanent(fmt.Errorf("object %s holds bytes with SHA-256 %s: %w", sha, got, errDigestMismatch))
+	}
+	if err := f.Truncate(n); err != nil {
+		return "", fmt.Errorf("spooling %s: %w", sha, err)
 	}
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("spooling %s: %w", sha, err)

@@ -28,7 +28,8 @@ type Meta struct {
 type SubmitOptions struct {
 	// BytesPerSecond caps the upload bandwidth (0: unlimited).
 	BytesPerSecond int64
-	// ChunkSize is the object store chunk size (default 128 KiB).
+	// ChunkSize is the object store chunk size (default 512 KiB; the
+	// server's max_payload must be larger).
 	ChunkSize uint32
 	// Timeout bounds the job publish (default 10s).
 	Timeout time.Duration
@@ -49,7 +50,7 @@ func NewSubmitter(ctx context.Context, js jetstream.JetStream, opts SubmitOption
 		return nil, fmt.Errorf("object store %s: %w", DumpBucket, err)
 	}
 	if opts.ChunkSize == 0 {
-		opts.ChunkSize = 128 << 10
+		opts.ChunkSize = 512 << 10
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"github.com/kdtriage/kdtriage/workers"
 )
 
@@ -540,4 +541,64 @@ func TestParseSize(t *testing.T) {
 	if d, err := parseDuration("30d"); err != nil || d != 30*24*time.Hour {
 		t.Errorf("parseDuration(30d) = %v, %v", d, err)
 	}
+}
+
+// peakRSS reads a live process's peak resident set size (VmHWM) in bytes.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return -1
+	}
+	var kb int64
+	fmt.Sscan(string(m[1]), &kb)
+	return kb << 10
+}
+
+// TestBigDumpWorkerRSS sends a 4 GiB synthetic sparse complete memory dump
+// (MEMORY.DMP) through submit and a worker process and checks the worker's
+// peak RSS stays under 150 MiB. It moves 4 GiB through NATS and takes about
+// a minute: run it with KDTRIAGE_BIG_DUMP=1.
+func TestBigDumpWorkerRSS(t *testing.T) {
+	if os.Getenv("KDTRIAGE_BIG_DUMP") == "" {
+		t.Skip("set KDTRIAGE_BIG_DUMP=1 to push a 4 GiB dump through a worker")
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc")
+	}
+	dir := t.TempDir()
+	img, _, err := kdumptest.Build(kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Full, MemoryBytes: 4 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "MEMORY.DMP")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.WriteFile(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fi, _ := os.Stat(big)
+	t.Logf("dump: %d bytes (%d stored)", fi.Size(), img.StoredBytes())
+	_, url, _ := serve(t, filepath.Join(dir, "store"), "--workers", "0")
+	w := start(t, "worker", "--nats-url", url, "--workers", "1", "--spool-dir", dir)
+	w.stdout.waitLine(t, "ready ", 30*time.Second)
+	t0 := time.Now()
+	kdt(t, "submit", "--nats-url", url, big)
+	t.Logf("submitted in %v", time.Since(t0))
+	envs := waitReports(t, url, 1, 10*time.Minute)
+	rss := peakRSS(w.cmd.Process.Pid)
+	t.Logf("report after %v: %s %s; worker peak RSS %.1f MiB", time.Since(t0), envs[0].Status, envs[0].Bucket, float64(rss)/(1<<20))
+	if len(envs) != 1 || envs[0].Status != workers.StatusOK {
+		t.Fatalf("reports: %+v", envs)
+	}
+	if rss <= 0 || rss > 150<<20 {
+		t.Errorf("worker peak RSS %d bytes, target < 150 MiB", rss)
+	}
+	w.stop()
 }

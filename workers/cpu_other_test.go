@@ -1,0 +1,9 @@
+//go:build !unix
+
+package workers
+
+import "time"
+
+func cpuTime() time.Duration { return 0 }
+
+func maxRSS() int64 { return 0 }
