@@ -138,4 +138,3 @@ func BenchmarkPipelineLatencyAt50(b *testing.B) {
 	b.StopTimer()
 	reportLatency(b, e)
 }
-
