@@ -158,7 +158,11 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	case FormatZeroed:
 		return nil, &FormatError{Offset: -1, What: "dump", Err: ErrZeroed}
 	case FormatMDMP, FormatUserDump64, FormatUserDump32:
-		return nil, &FormatError{Offset: 0, What: "signature", Msg: "a " + format.String() + " file", Err: ErrUserMode}
+		kind := "a legacy full user-mode dump (USERDUMP/USERDU64)"
+		if format == FormatMDMP {
+			kind = "a user-mode minidump (MDMP)"
+		}
+		return nil, &FormatError{Offset: 0, What: "signature", Msg: kind + ", not a kernel dump: read it with OpenAny", Err: ErrUserMode}
 	default:
 		return nil, notADump(r)
 	}
@@ -187,7 +191,11 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 		f.mem = f.triage.mem
 	case h.DumpType.HasPhysicalMemory():
 		if h.AttributesSet && h.Attributes&AttrEncryptedDumpData != 0 {
-			return nil, formatErr(0, "dump header", "the dump's memory is encrypted (DUMP_FILE_ATTRIBUTES EncryptedDumpData)").wrap(ErrUnsupported)
+			off := int64(0x1050)
+			if h.Format == FormatKernel32 {
+				off = 0x8A0
+			}
+			return nil, formatErr(off, "dump header", "the dump's memory is encrypted (DUMP_FILE_ATTRIBUTES EncryptedDumpData): only the header can be read").wrap(ErrUnsupported)
 		}
 		if err := f.initPhysical(); err != nil {
 			return nil, err

@@ -386,7 +386,7 @@ func (m *memoryDump) initRDMP(f *File) error {
 	}
 	le := binary.LittleEndian
 	if le.Uint32(hb[4:]) != sigRDMP || le.Uint32(hb[8:]) != sigDUMP {
-		return formatErr(base+4, "RDMP header", "signature %q%q is not RDMPDUMP", hb[4:8], hb[8:12])
+		return formatErr(base+4, "RDMP header", "signature %q is not RDMPDUMP", hb[4:12])
 	}
 	meta := le.Uint64(hb[0x10:])
 	first := le.Uint64(hb[0x18:])

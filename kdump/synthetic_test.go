@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/kdtriage/kdtriage/kdump/kdumptest"
@@ -438,6 +439,7 @@ func TestSyntheticCorruptOpen(t *testing.T) {
 		{"rdmp: first range empty", kdumptest.Spec{Kind: kdumptest.RDMPKernel}, func(im *kdumptest.Image, f *kdumptest.Facts) { patch64(im, f.BitmapHeaderOffset+0x30, 0) }, nil},
 		{"rdmp: overlapping ranges", kdumptest.Spec{Kind: kdumptest.RDMPComplete}, func(im *kdumptest.Image, f *kdumptest.Facts) { patch64(im, f.BitmapHeaderOffset+0x40, 2) }, nil},
 		{"encrypted", kdumptest.Spec{Kind: kdumptest.Full}, func(im *kdumptest.Image, f *kdumptest.Facts) { patch32(im, 0x1050, 1<<8) }, ErrUnsupported},
+		{"encrypted x86", kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.BitmapKernel}, func(im *kdumptest.Image, f *kdumptest.Facts) { patch32(im, 0x8A0, 1<<8) }, ErrUnsupported},
 		{"triage: no TRGD", kdumptest.Spec{Kind: kdumptest.Triage}, func(im *kdumptest.Image, f *kdumptest.Facts) { im.Truncate(f.FileSize - 4) }, nil},
 		{"triage: truncated header", kdumptest.Spec{Arch: kdumptest.X86PAE, Kind: kdumptest.Triage}, func(im *kdumptest.Image, f *kdumptest.Facts) { im.Truncate(0x1010) }, io.ErrUnexpectedEOF},
 		{"header: truncated", kdumptest.Spec{Kind: kdumptest.Full}, func(im *kdumptest.Image, f *kdumptest.Facts) { im.Truncate(0x1800) }, io.ErrUnexpectedEOF},
@@ -453,6 +455,10 @@ func TestSyntheticCorruptOpen(t *testing.T) {
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("error %v is not %v", err, tc.is)
+			}
+			// What kdtriage info prints: one line that names the offset.
+			if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, " at offset 0x") || fe.Offset < 0 {
+				t.Errorf("message %q: want one line naming the file offset", msg)
 			}
 			t.Log(err)
 		})

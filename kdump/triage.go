@@ -89,7 +89,8 @@ type triageDump struct {
 // readAt reads exactly len(p) bytes at off or returns a FormatError.
 func readAt(r io.ReaderAt, size int64, p []byte, off int64, what string) error {
 	if off < 0 || off > size || int64(len(p)) > size-off {
-		return &FormatError{Offset: off, What: what, Msg: "extends past the end of the file", Err: io.ErrUnexpectedEOF}
+		return &FormatError{Offset: off, What: what, Err: io.ErrUnexpectedEOF,
+			Msg: fmt.Sprintf("%#x bytes extend past the end of the %d-byte file (truncated dump?)", len(p), size)}
 	}
 	n, err := r.ReadAt(p, off)
 	if n == len(p) {
