@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 )
@@ -218,5 +219,29 @@ func FuzzPatchedDump(f *testing.F) {
 			return
 		}
 		exercise(t, df)
+	})
+}
+
+// FuzzReadDumpString reads a DUMP_STRING from arbitrary bytes: no panic,
+// never more text than the Length field allows.
+func FuzzReadDumpString(f *testing.F) {
+	f.Add(dumpString(33, `\SystemRoot\system32\ntoskrnl.exe`, 0, 0))
+	f.Add(dumpString(66, `\SystemRoot\system32\ntoskrnl.exe`, 0, 0, 0, 0))
+	f.Add(dumpString(3, "\U0001F600x"))
+	f.Add([]byte{0xFF, 0xFF, 0xFF, 0xFF})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := readDumpString(bytes.NewReader(b), int64(len(b)), 0)
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("untyped error %v", err)
+			}
+		}
+		if len(b) >= 4 {
+			n := int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24
+			if units := len(utf16.Encode([]rune(s))); units > n {
+				t.Fatalf("%d UTF-16 units from a Length of %d", units, n)
+			}
+		}
 	})
 }

@@ -1,6 +1,7 @@
 package kdump
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -214,23 +215,24 @@ func (m *memoryDump) initRuns(f *File) error {
 		off += r.PageCount * PageSize
 		total += r.PageCount
 	}
-	slices.SortFunc(m.runs, func(a, b PhysicalRange) int {
-		switch {
-		case a.PFN < b.PFN:
-			return -1
-		case a.PFN > b.PFN:
-			return 1
-		}
-		return 0
-	})
-	for i := 1; i < len(m.runs); i++ {
-		if p := m.runs[i-1]; p.PFN+p.Pages > m.runs[i].PFN {
-			return formatErr(descOff, "physical memory descriptor", "runs at PFN %#x and %#x overlap", p.PFN, m.runs[i].PFN)
-		}
+	if err := m.sortRuns(descOff, "physical memory descriptor"); err != nil {
+		return err
 	}
 	if total != h.NumberOfPages {
 		f.partial = append(f.partial, formatErr(descOff+8, "physical memory descriptor",
 			"NumberOfPages %d differs from the %d pages the runs describe", h.NumberOfPages, total))
+	}
+	return nil
+}
+
+// sortRuns sorts the runs by PFN and rejects overlapping ones, naming the
+// table they came from (what, at file offset off).
+func (m *memoryDump) sortRuns(off int64, what string) error {
+	slices.SortFunc(m.runs, func(a, b PhysicalRange) int { return cmp.Compare(a.PFN, b.PFN) })
+	for i := 1; i < len(m.runs); i++ {
+		if p := m.runs[i-1]; p.PFN+p.Pages > m.runs[i].PFN {
+			return formatErr(off, what, "runs at PFN %#x and %#x overlap", p.PFN, m.runs[i].PFN)
+		}
 	}
 	return nil
 }
@@ -434,19 +436,8 @@ func (m *memoryDump) initRDMP(f *File) error {
 			break
 		}
 	}
-	slices.SortFunc(m.runs, func(a, b PhysicalRange) int {
-		switch {
-		case a.PFN < b.PFN:
-			return -1
-		case a.PFN > b.PFN:
-			return 1
-		}
-		return 0
-	})
-	for i := 1; i < len(m.runs); i++ {
-		if p := m.runs[i-1]; p.PFN+p.Pages > m.runs[i].PFN {
-			return formatErr(int64(arrayOff), "RDMP ranges", "ranges at PFN %#x and %#x overlap", p.PFN, m.runs[i].PFN)
-		}
+	if err := m.sortRuns(int64(arrayOff), "RDMP ranges"); err != nil {
+		return err
 	}
 	if len(m.runs) == 0 {
 		return formatErr(int64(arrayOff), "RDMP ranges", "no page ranges")

@@ -311,3 +311,31 @@ func TestTriageDriverNames(t *testing.T) {
 		}
 	})
 }
+
+// TestPaeEnabled: PAE is found from the header byte, or, when the writer
+// left it at the PAGE fill, from the KDBG block or the page tables.
+func TestPaeEnabled(t *testing.T) {
+	tests := []struct {
+		spec kdumptest.Spec
+		want bool
+	}{
+		{kdumptest.Spec{Arch: kdumptest.X86PAE, Kind: kdumptest.Triage}, true},
+		{kdumptest.Spec{Arch: kdumptest.X86PAE, Kind: kdumptest.Triage, PAEUnset: true}, true},
+		{kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.Triage}, false},
+		{kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.Triage, PAEUnset: true}, false},
+		{kdumptest.Spec{Arch: kdumptest.X86PAE, Kind: kdumptest.BitmapKernel, PAEUnset: true}, true},
+		{kdumptest.Spec{Arch: kdumptest.X86, Kind: kdumptest.Full, PAEUnset: true}, false},
+		{kdumptest.Spec{Arch: kdumptest.ARM, Kind: kdumptest.Triage}, false},
+		{kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Triage}, false},
+	}
+	for _, tc := range tests {
+		name := fmt.Sprintf("%v/%v/unset=%v", tc.spec.Arch, tc.spec.Kind, tc.spec.PAEUnset)
+		t.Run(name, func(t *testing.T) {
+			im, _ := build(t, tc.spec)
+			f := openImage(t, im)
+			if got := f.PaeEnabled(); got != tc.want {
+				t.Errorf("PaeEnabled() = %v, want %v (header byte %v)", got, tc.want, f.Header().PaeEnabled)
+			}
+		})
+	}
+}

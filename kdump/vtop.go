@@ -398,3 +398,23 @@ func (pm *pagedMemory) walkARM64(va uint64) (Translation, error) {
 	tr.PA, tr.PageSize = table|va&0xFFF, PageSize
 	return tr, nil
 }
+
+// PaeEnabled reports whether a 32-bit x86 kernel ran with PAE (and so was
+// the PAE kernel image): the header's PaeEnabled byte when set, else the
+// KDBG block's PaeEnabled bit (triage dumps), else whether the page tables
+// of a memory-bearing dump are PAE tables. It is false for other machines.
+func (f *File) PaeEnabled() bool {
+	if f.hdr.Machine != MachineI386 {
+		return false
+	}
+	if f.hdr.PaeEnabled {
+		return true
+	}
+	if pm, ok := f.mem.(*pagedMemory); ok {
+		return pm.mode == PagingPAE
+	}
+	if f.triage != nil && f.triage.kdbg != nil {
+		return f.triage.kdbg.PaeEnabled
+	}
+	return false
+}
