@@ -15,12 +15,13 @@ import (
 )
 
 // ErrLegacyUserDump means the file is a legacy full user-mode dump
-// (USERDUMP or USERDU64), which kdtriage recognises but does not analyse.
+// (USERDUMP or USERDU64) that could not be read; see LegacyUserDumpError.
 var ErrLegacyUserDump = errors.New("legacy USERDUMP/USERDU64 user-mode dump")
 
-// OpenAny opens a kernel dump (as *File) or a user-mode MDMP minidump (as
-// *UserDump). Legacy USERDUMP/USERDU64 files give a *LegacyUserDumpError.
-// Close the Dump when done.
+// OpenAny opens a kernel dump (as *File), a user-mode MDMP minidump (as
+// *UserDump) or a legacy USERDUMP/USERDU64 full user-mode dump (as
+// *LegacyUserDump; a legacy file that cannot be read gives a
+// *LegacyUserDumpError that names it). Close the Dump when done.
 func OpenAny(path string) (Dump, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -50,15 +51,19 @@ func OpenAny(path string) (Dump, error) {
 		fh.Close()
 		return nil, err
 	}
-	if kf, ok := d.(*File); ok {
-		kf.closer = fh
+	switch d := d.(type) {
+	case *File:
+		d.closer = fh
+	case *LegacyUserDump:
+		d.closer = fh
 	}
 	return d, nil
 }
 
-// NewAny reads a kernel dump or a user-mode MDMP minidump from r, which
-// holds size bytes. Legacy USERDUMP/USERDU64 files give a
-// *LegacyUserDumpError; other files the errors of NewFile.
+// NewAny reads a kernel dump, a user-mode MDMP minidump or a legacy
+// USERDUMP/USERDU64 dump from r, which holds size bytes. Legacy files that
+// cannot be read give a *LegacyUserDumpError; other files the errors of
+// NewFile.
 func NewAny(r io.ReaderAt, size int64) (Dump, error) {
 	format, err := Sniff(r, size)
 	if err != nil {
@@ -76,7 +81,14 @@ func newAny(r io.ReaderAt, size int64, format Format) (Dump, error) {
 		}
 		return NewUserDump(mf), nil
 	case FormatUserDump64, FormatUserDump32:
-		return nil, readLegacyUserDump(r, size, format)
+		d, err := parseLegacyUserDump(r, size, format)
+		if err != nil {
+			return nil, &LegacyUserDumpError{Format: format, Problem: err.Error()}
+		}
+		if d.info.Problem != "" {
+			return nil, &d.info
+		}
+		return d, nil
 	}
 	return NewFile(r, size)
 }
@@ -534,16 +546,6 @@ func (m *legacyMemory) Ranges() []Range {
 		out[i] = Range{Start: rg.Base, End: rg.Base + rg.Size, Source: "user dump region"}
 	}
 	return out
-}
-
-// readLegacyUserDump reads a USERDUMP/USERDU64 file and returns the
-// *LegacyUserDumpError that names it.
-func readLegacyUserDump(r io.ReaderAt, size int64, format Format) error {
-	d, err := parseLegacyUserDump(r, size, format)
-	if err != nil {
-		return &LegacyUserDumpError{Format: format, Problem: err.Error()}
-	}
-	return &d.info
 }
 
 // parseLegacyUserDump reads the USERMODE_CRASHDUMP_HEADER32/64 and the

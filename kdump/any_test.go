@@ -134,17 +134,21 @@ func TestOpenAnyKernel(t *testing.T) {
 }
 
 func TestOpenAnyLegacy(t *testing.T) {
-	_, err := OpenAny(filepath.Join(corpusDir(t), "legacy", "kdlibcpp-stacktest_x64_userdu64.dmp"))
-	var le *LegacyUserDumpError
-	if !errors.As(err, &le) || !errors.Is(err, ErrLegacyUserDump) || !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("error = %v (%T)", err, err)
+	d, err := OpenAny(filepath.Join(corpusDir(t), "legacy", "kdlibcpp-stacktest_x64_userdu64.dmp"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer d.Close()
+	ld, ok := d.(*LegacyUserDump)
+	if !ok {
+		t.Fatalf("OpenAny gave %T", d)
+	}
+	le := ld.Info()
 	if le.Format != FormatUserDump64 || le.Machine != MachineAMD64 || le.ThreadCount != 3 || le.ModuleCount != 7 ||
 		len(le.Modules) != 7 || le.Modules[0] != "targetapp.exe" || baseName(le.Modules[6]) != "ntdll.dll" ||
 		!le.HasException || le.ExceptionCode != 0x80000003 || le.ExceptionAddress != 0x7ff7e1451e65 || le.Problem != "" {
 		t.Errorf("legacy header = %+v", le)
 	}
-	t.Log(err)
 }
 
 // legacy32 builds a minimal 32-bit USERDUMP file: one thread, one module
@@ -188,15 +192,18 @@ func legacy32() []byte {
 // TestNewAnyLegacy32 checks the 32-bit USERDUMP header.
 func TestNewAnyLegacy32(t *testing.T) {
 	b := legacy32()
-	_, err := NewAny(bytes.NewReader(b), int64(len(b)))
-	var e *LegacyUserDumpError
-	if !errors.As(err, &e) || e.Format != FormatUserDump32 || e.Machine != MachineI386 || e.ExceptionCode != 0xC0000005 ||
+	d, err := NewAny(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := d.(*LegacyUserDump).Info()
+	if e.Format != FormatUserDump32 || e.Machine != MachineI386 || e.ExceptionCode != 0xC0000005 ||
 		e.ExceptionAddress != 0x401000 || e.ThreadID != 0x20 || len(e.Modules) != 1 || e.Modules[0] != "app.exe" {
 		t.Errorf("NewAny: %+v, %v", e, err)
 	}
 	// Truncated: still named, with the problem said.
 	_, err = NewAny(bytes.NewReader(b[:0x20]), 0x20)
-	if !errors.As(err, &e) || e.Problem == "" {
+	if !errors.As(err, &e) || e.Problem == "" || !errors.Is(err, ErrLegacyUserDump) {
 		t.Errorf("truncated: %v", err)
 	}
 }
