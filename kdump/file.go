@@ -42,9 +42,11 @@ type File struct {
 	partial []error
 }
 
-// Sniff reports the format of a dump from its first bytes, reading at most
-// a few pages. It returns FormatEmpty, FormatZeroed or FormatUnknown for
-// files that are not dumps; it does not return an error for those.
+// Sniff reports the format of a dump from its first bytes. It returns
+// FormatEmpty, FormatZeroed or FormatUnknown for files that are not dumps;
+// it does not return an error for those. Telling FormatZeroed from
+// FormatUnknown reads the file until the first non-zero byte: all of it
+// when it is all zeros.
 func Sniff(r io.ReaderAt, size int64) (Format, error) {
 	if size == 0 {
 		return FormatEmpty, nil
@@ -379,7 +381,7 @@ func (f *File) CurrentThread() (thread, process uint64, err error) {
 		return f.triage.threadVA, f.triage.processVA, nil
 	}
 	if f.phys == nil {
-		return 0, 0, ErrNotPresent
+		return 0, 0, formatErr(-1, "current thread", "%v dumps hold no memory", f.hdr.DumpType).wrap(ErrNotPresent)
 	}
 	return f.kernelCurrentThread()
 }
@@ -392,7 +394,7 @@ func (f *File) ProcessName() (string, error) {
 		return "", err
 	}
 	if proc == 0 {
-		return "", ErrNotPresent
+		return "", formatErr(-1, "process", "the current thread's process (ApcState.Process) is not recorded").wrap(ErrNotPresent)
 	}
 	off, known := imageFileNameOffset(f.hdr.Machine, f.hdr.MinorVersion)
 	if known {

@@ -3,6 +3,7 @@ package kdump
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,6 +250,43 @@ func TestHeaderRejected(t *testing.T) {
 			}
 			if err.Error() != tc.wantText {
 				t.Errorf("error text\n got %q\nwant %q", err.Error(), tc.wantText)
+			}
+		})
+	}
+}
+
+// TestHeaderOnlyDump: a dump without memory (DumpType 3) still gives its
+// header and context; every memory reader says what is missing.
+func TestHeaderOnlyDump(t *testing.T) {
+	for _, a := range []kdumptest.Arch{kdumptest.AMD64, kdumptest.X86} {
+		t.Run(a.String(), func(t *testing.T) {
+			im, facts := build(t, kdumptest.Spec{Arch: a, Kind: kdumptest.Full})
+			at := int64(0xF98)
+			if !a.Is64() {
+				at = 0xF88
+			}
+			patch32(im, at, 3)
+			f := openImage(t, im)
+			if c, err := f.Context(); err != nil || c.IP() != facts.IP {
+				t.Errorf("Context: %v %v", c, err)
+			}
+			if mods, err := f.Modules(); mods != nil || err != nil {
+				t.Errorf("Modules: %v %v", mods, err)
+			}
+			if _, err := ReadU32(f.Memory(), facts.KernBase); !IsNotPresent(err) {
+				t.Errorf("memory read: %v", err)
+			}
+			checks := map[string]error{}
+			_, _, checks["CurrentThread"] = f.CurrentThread()
+			_, checks["ProcessName"] = f.ProcessName()
+			_, checks["CrashingProcessor"] = f.CrashingProcessor()
+			_, checks["KDBG"] = f.KDBG()
+			_, checks["ProcessorContext"] = f.ProcessorContext()
+			for name, err := range checks {
+				var fe *FormatError
+				if !IsNotPresent(err) || !errors.As(err, &fe) || !strings.Contains(err.Error(), "header dumps hold no memory") {
+					t.Errorf("%s: %v, want a *FormatError saying header dumps hold no memory", name, err)
+				}
 			}
 		})
 	}

@@ -349,7 +349,7 @@ func (f *File) CrashingProcessor() (int, error) {
 		return 0, nil
 	}
 	if f.md() == nil {
-		return 0, ErrNotPresent
+		return 0, formatErr(-1, "processors", "%v dumps hold no memory", f.hdr.DumpType).wrap(ErrNotPresent)
 	}
 	c, err := f.crashingCPU()
 	if err != nil {
