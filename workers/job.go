@@ -96,19 +96,21 @@ func (j *Job) msg() (*nats.Msg, error) {
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Header.Set(HeaderDump, j.SHA256)
 	if j.Host != "" {
-		m.Header.Set(HeaderHost, j.Host)
+		m.Header.Set(HeaderHost, headerValue(j.Host))
 	}
 	if !j.CollectedAt.IsZero() {
 		m.Header.Set(HeaderCollectedAt, j.CollectedAt.UTC().Format(time.RFC3339Nano))
 	}
 	if j.Path != "" {
-		m.Header.Set(HeaderPath, j.Path)
+		m.Header.Set(HeaderPath, headerValue(j.Path))
 	}
 	if j.Tenant != "" {
-		m.Header.Set(HeaderTenant, j.Tenant)
+		m.Header.Set(HeaderTenant, headerValue(j.Tenant))
 	}
 	for k, v := range j.Labels {
-		m.Header.Set(HeaderLabelPrefix+k, v)
+		if headerName(k) {
+			m.Header.Set(HeaderLabelPrefix+k, headerValue(v))
+		}
 	}
 	return m, nil
 }
@@ -189,6 +191,20 @@ func truncate(s string, n int) string {
 func headerValue(s string) string {
 	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
 	return truncate(s, 512)
+}
+
+// headerName reports whether a label key can be part of a header name
+// (labels with other keys travel in the JSON body only).
+func headerName(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // envelopeMsg builds the REPORTS message of an envelope.
