@@ -205,6 +205,59 @@ func TestCorpusTriageX64Facts(t *testing.T) {
 	if len(un) != 4 || un[0].Name != "dam.sys" || un[0].Start != 0xfffff80487de0000 || un[0].End != 0xfffff80487dfc000 {
 		t.Errorf("unloaded %+v", un)
 	}
+
+	// Header, triage header and KDBG values checked on this file in
+	// dump-formats §1.2, §3.2, §3.8 and §4.
+	h := f.Header()
+	facts := []struct {
+		name      string
+		got, want any
+	}{
+		{"MajorVersion", h.MajorVersion, uint32(0xF)},
+		{"MinorVersion", h.MinorVersion, uint32(19041)},
+		{"NumberProcessors", h.NumberProcessors, uint32(16)},
+		{"DirectoryTableBase", h.DirectoryTableBase, uint64(0x1ad000)},
+		{"KdDebuggerDataBlock", h.KdDebuggerDataBlock, uint64(0xfffff8047c600b20)},
+		{"BugCheck", h.BugCheck, BugCheck{0x1000007E, [4]uint64{0xffffffffc0000005, 0xfffff8048b58334c, 0xffff850429891ee8, 0xffff850429891720}}},
+		{"Exception.Code", h.Exception.Code, uint32(0x80000003)},
+		{"VersionUser", h.VersionUser, ""},
+		{"Comment", h.Comment, ""},
+		{"MiniDumpFields", h.MiniDumpFields, uint32(0xCFF)},
+		{"SecondaryDataStateSet", h.SecondaryDataStateSet, false},
+		{"ProductType", fmt.Sprint(h.ProductType, h.ProductTypeSet), "1 true"},
+		{"SuiteMask", fmt.Sprint(h.SuiteMask, h.SuiteMaskSet), "272 true"},
+		{"KdSecondaryVersion", h.KdSecondaryVersion, uint8(0)},
+		{"AttributesSet", h.AttributesSet, false},
+		{"BootIDSet", h.BootIDSet, false},
+		{"SizeOfDump", tr.SizeOfDump, uint32(0x13A28C)},
+		{"ValidOffset", tr.ValidOffset, uint32(0x13a288)},
+		{"ContextOffset", tr.ContextOffset, uint32(0x348)},
+		{"ExceptionOffset", tr.ExceptionOffset, uint32(0xF00)},
+		{"PrcbOffset", tr.PrcbOffset, uint32(0x21b8)},
+		{"ProcessOffset", tr.ProcessOffset, uint32(0xd0b8)},
+		{"ThreadOffset", tr.ThreadOffset, uint32(0xdaf8)},
+		{"CallStackOffset", tr.CallStackOffset, uint32(0xe390)},
+		{"SizeOfCallStack", tr.SizeOfCallStack, uint32(0x2118)},
+		{"TopOfStack", tr.TopOfStack, uint64(0xffff850429890ee8)},
+		{"DriverCount", tr.DriverCount, uint32(0x97)},
+		{"DebuggerData", fmt.Sprintf("%#x/%#x", tr.DebuggerDataOffset, tr.DebuggerDataSize), "0x104a8/0x380"},
+		{"KDBG.Size", k.Size, uint32(0x380)},
+		{"KDBG.OffsetPrcbCurrentThread", k.OffsetPrcbCurrentThread, uint16(0x8)},
+		{"KDBG.OffsetPrcbContext", k.OffsetPrcbContext, uint16(0x85C0)},
+		{"KDBG.OffsetKThreadTeb", k.OffsetKThreadTeb, uint16(0xF0)},
+		{"KDBG.OffsetKThreadKernelStack", k.OffsetKThreadKernelStack, uint16(0x58)},
+		{"KDBG.OffsetKThreadInitialStack", k.OffsetKThreadInitialStack, uint16(0x28)},
+		{"KDBG.OffsetKThreadStackLimit", k.OffsetKThreadStackLimit, uint32(0x30)},
+		{"KDBG.OffsetKThreadStackBase", k.OffsetKThreadStackBase, uint32(0x38)},
+		{"KDBG.SizeEProcess", k.SizeEProcess, uint16(0xA40)},
+		{"KDBG.SizeEThread", k.SizeEThread, uint16(0x898)},
+		{"KDBG.PteBase", k.PteBase, uint64(0xFFFFFD8000000000)},
+	}
+	for _, fc := range facts {
+		if fc.got != fc.want {
+			t.Errorf("%s = %v, want %v", fc.name, fc.got, fc.want)
+		}
+	}
 }
 
 // TestCorpusMalformed: every malformed file gives a typed error, no panic.
