@@ -291,3 +291,23 @@ func TestHeaderOnlyDump(t *testing.T) {
 		})
 	}
 }
+
+func TestNames(t *testing.T) {
+	tests := []struct {
+		v    fmt.Stringer
+		want string
+	}{
+		{FormatUnknown, "unknown"}, {FormatKernel64, "kernel64"}, {FormatKernel32, "kernel32"}, {FormatMDMP, "mdmp"},
+		{FormatUserDump64, "userdump"}, {FormatUserDump32, "userdump"}, {FormatEmpty, "empty"}, {FormatZeroed, "zeroed"},
+		{Format(99), "Format(99)"}, {Format(-1), "Format(-1)"},
+		{MachineAMD64, "x64"}, {MachineI386, "x86"}, {MachineARM64, "arm64"}, {MachineARMNT, "arm"}, {Machine(0x200), "machine(0x200)"},
+		{DumpTypeTriage, "triage"}, {DumpTypeFull, "full"}, {DumpTypeBitmapFull, "bitmap"}, {DumpTypeBitmapKernel, "bitmap-kernel"},
+		{DumpTypeCompleteRDMP, "complete-rdmp"}, {DumpType(0x45474150), "DumpType(0x45474150)"},
+		{PagingX64, "x64"}, {PagingPAE, "x86-pae"}, {PagingX86, "x86"}, {PagingARM64, "arm64"}, {PagingNone, "none"}, {PagingMode(9), "PagingMode(9)"},
+	}
+	for _, tc := range tests {
+		if got := tc.v.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}

@@ -25,10 +25,13 @@ type ldrLayout struct {
 	size, dllBase, sizeOfImage, fullName, baseName int
 }
 
-var (
-	ldr64 = ldrLayout{size: 0x68, dllBase: 0x30, sizeOfImage: 0x40, fullName: 0x48, baseName: 0x58}
-	ldr32 = ldrLayout{size: 0x34, dllBase: 0x18, sizeOfImage: 0x20, fullName: 0x24, baseName: 0x2C}
-)
+// ldrLayoutFor returns the layout for pointers of ptrSize bytes.
+func ldrLayoutFor(ptrSize int) ldrLayout {
+	if ptrSize == 4 {
+		return ldrLayout{size: 0x34, dllBase: 0x18, sizeOfImage: 0x20, fullName: 0x24, baseName: 0x2C}
+	}
+	return ldrLayout{size: 0x68, dllBase: 0x30, sizeOfImage: 0x40, fullName: 0x48, baseName: 0x58}
+}
 
 // md returns the memory-bearing part of the dump.
 func (f *File) md() *memoryDump {
@@ -163,10 +166,7 @@ func (f *File) validPtr(v uint64) bool {
 
 func (f *File) walkModules(head uint64) ([]Module, error) {
 	ptr := f.ptrSize()
-	lay := ldr64
-	if ptr == 4 {
-		lay = ldr32
-	}
+	lay := ldrLayoutFor(ptr)
 	if !f.validPtr(head) {
 		return nil, formatErr(-1, "module list", "the header does not give PsLoadedModuleList").wrap(ErrNotPresent)
 	}

@@ -20,22 +20,24 @@ const (
 	FormatZeroed                   // a file of only zero bytes (a dump that was never written)
 )
 
-var formatNames = [...]string{
-	FormatUnknown:    "unknown",
-	FormatKernel64:   "kernel64",
-	FormatKernel32:   "kernel32",
-	FormatMDMP:       "mdmp",
-	FormatUserDump64: "userdump",
-	FormatUserDump32: "userdump",
-	FormatEmpty:      "empty",
-	FormatZeroed:     "zeroed",
-}
-
 // String returns the short name used in reports: kernel64, kernel32, mdmp,
 // userdump, empty, zeroed or unknown.
 func (f Format) String() string {
-	if f >= 0 && int(f) < len(formatNames) {
-		return formatNames[f]
+	switch f {
+	case FormatUnknown:
+		return "unknown"
+	case FormatKernel64:
+		return "kernel64"
+	case FormatKernel32:
+		return "kernel32"
+	case FormatMDMP:
+		return "mdmp"
+	case FormatUserDump64, FormatUserDump32:
+		return "userdump"
+	case FormatEmpty:
+		return "empty"
+	case FormatZeroed:
+		return "zeroed"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
