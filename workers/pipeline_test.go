@@ -444,3 +444,23 @@ func TestClassification(t *testing.T) {
 		}
 	}
 }
+
+// TestRetention: dump bytes leave the object store after the configured
+// retention; reports and state stay.
+func TestRetention(t *testing.T) {
+	files := corpusKernel(t)
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, ""), Config: Config{Retention: 2 * time.Second}})
+	res := e.submitAll(files[:1], Meta{})
+	waitFor(t, 30*time.Second, "report", func() bool { return e.streamMsgs(ReportStream) == 1 })
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "retention", func() bool {
+		_, err := e.as.Dumps.GetInfo(ctx, res[0].SHA256)
+		return errors.Is(err, jetstream.ErrObjectNotFound)
+	})
+	if st, err := getState(ctx, e.as.State, res[0].SHA256); err != nil || st == nil || st.Status != StatusOK {
+		t.Errorf("state after retention: %+v %v", st, err)
+	}
+	if n := e.streamMsgs(ReportStream); n != 1 {
+		t.Errorf("%d reports after retention", n)
+	}
+}
