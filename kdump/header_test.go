@@ -52,6 +52,7 @@ func TestHeaderFields(t *testing.T) {
 				{"MajorVersion", h.MajorVersion, uint32(0xF)},
 				{"MinorVersion", h.MinorVersion, facts.Build},
 				{"DirectoryTableBase", h.DirectoryTableBase, facts.DTB},
+				{"PfnDataBase", h.PfnDataBase, facts.PfnDataBase},
 				{"PsLoadedModuleList", h.PsLoadedModuleList, facts.PsLoadedModuleList},
 				{"PsActiveProcessHead", h.PsActiveProcessHead, facts.PsActiveProcessHead},
 				{"NumberProcessors", h.NumberProcessors, uint32(3)},

@@ -167,7 +167,7 @@ func checkTriageMemory(t *testing.T, f *File, facts *kdumptest.Facts, im *kdumpt
 	if p, err := ReadPointer(mem, k.KiProcessorBlock, ptr); err != nil || p != facts.PRCBs[0] {
 		t.Errorf("KiProcessorBlock at %#x: %#x %v", k.KiProcessorBlock, p, err)
 	}
-	if k.KernBase != facts.KernBase || k.PsLoadedModuleList != facts.PsLoadedModuleList {
+	if k.KernBase != facts.KernBase || k.PsLoadedModuleList != facts.PsLoadedModuleList || k.MmPfnDatabase != facts.PfnDataBase {
 		t.Errorf("KDBG KernBase %#x PsLoadedModuleList %#x, want %#x %#x", k.KernBase, k.PsLoadedModuleList, facts.KernBase, facts.PsLoadedModuleList)
 	}
 	// KPRCB.CurrentThread is at +4 (x86, ARM) or +8 (x64, ARM64).

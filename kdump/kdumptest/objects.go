@@ -327,6 +327,7 @@ func buildObjects(s Spec) (*objects, error) {
 	f.PsLoadedModuleList = k + 0x201000
 	f.PsActiveProcessHead = k + 0x201010
 	f.KiProcessorBlock = k + 0x201100
+	f.PfnDataBase = o.plan.pool + 0x40000000
 	mmUnloaded, mmLast := k+0x201300, k+0x201308
 	o.buildLab = k + 0x201400
 	o.v.write(o.buildLab, []byte(fmt.Sprintf("%d.1.%sfre.vb_release.191206-1406\x00", s.Build, map[bool]string{true: "amd64", false: "x86"}[s.Arch.Is64()])))
@@ -470,7 +471,7 @@ func buildObjects(s Spec) (*objects, error) {
 	}
 	p64(0x48, f.PsLoadedModuleList)
 	p64(0x50, f.PsActiveProcessHead)
-	p64(0xC0, o.plan.pool+0x40000000)
+	p64(0xC0, f.PfnDataBase)
 	p64(0x208, o.buildLab)
 	p64(0x218, f.KiProcessorBlock)
 	p64(0x220, mmUnloaded)

@@ -180,6 +180,7 @@ type Facts struct {
 	PsLoadedModuleList  uint64
 	PsActiveProcessHead uint64
 	KiProcessorBlock    uint64
+	PfnDataBase         uint64 // header PfnDataBase and KDBG MmPfnDatabase
 	KernBase            uint64
 	PRCBs               []uint64
 	Thread, Process     uint64
