@@ -11,6 +11,7 @@ import (
 
 	"github.com/kdtriage/kdtriage/internal/drvtest"
 	"github.com/kdtriage/kdtriage/kdump"
+	"github.com/kdtriage/kdtriage/rules"
 	"github.com/kdtriage/kdtriage/symbols"
 	"github.com/kdtriage/kdtriage/symbols/pe"
 	"github.com/kdtriage/kdtriage/triage"
@@ -273,16 +274,24 @@ func BenchmarkSymbolize10000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	text := img.Section(".text")
+	// Addresses inside the functions that have unwind data (the padding
+	// between functions belongs to no symbol).
+	fns, err := img.RuntimeFunctions()
 	m := symbols.ModuleID{Name: drvtest.ModulePath, Base: drvtest.Base, Size: img.OptionalHeader.SizeOfImage, TimeDateStamp: img.TimeDateStamp}
 	img.Close()
-	if text == nil {
-		b.Fatal("no .text")
+	if err != nil || len(fns) < 8 {
+		b.Fatalf("%d functions: %v", len(fns), err)
+	}
+	var code []uint64
+	for _, f := range fns {
+		for r := f.Begin; r < f.End; r++ {
+			code = append(code, uint64(r))
+		}
 	}
 	const n = 10000
 	rvas := make([]uint64, n)
 	for i := range rvas {
-		rvas[i] = uint64(text.VirtualAddress) + uint64(i*37)%uint64(text.VirtualSize)
+		rvas[i] = code[(i*37)%len(code)]
 	}
 	newSymbolizer := func(cache string) *symbols.Symbolizer {
 		p, err := symbols.ParsePath("srv*" + cache + "*" + srv.URL)
@@ -355,7 +364,12 @@ func BenchmarkAnalyze30Frames(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	set, err := rules.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
 	analyze := func(opts triage.Options) {
+		opts.Rules = set // compiled once, as a worker does
 		rep, err := triage.Analyze(context.Background(), f, opts)
 		if err != nil {
 			b.Fatal(err)
