@@ -37,11 +37,13 @@ func (b BugCheck) BaseCode() uint32 {
 
 // ExceptionRecord is an EXCEPTION_RECORD (32- or 64-bit, widened).
 type ExceptionRecord struct {
-	Code        uint32
-	Flags       uint32
-	Record      uint64 // VA of a chained record
-	Address     uint64
-	NumParams   uint32
+	Code      uint32
+	Flags     uint32
+	Record    uint64 // VA of a chained record
+	Address   uint64
+	NumParams uint32
+	// Information holds the first NumParams parameters; the rest are zero
+	// (writers leave them at the 'PAGE' fill).
 	Information [15]uint64
 }
 
@@ -254,7 +256,7 @@ func parseException64(b []byte) ExceptionRecord {
 		Address:   le.Uint64(b[0x10:]),
 		NumParams: le.Uint32(b[0x18:]),
 	}
-	for i := range 15 {
+	for i := range min(e.NumParams, 15) {
 		e.Information[i] = le.Uint64(b[0x20+8*i:])
 	}
 	return e
@@ -269,7 +271,7 @@ func parseException32(b []byte) ExceptionRecord {
 		Address:   uint64(le.Uint32(b[0xC:])),
 		NumParams: le.Uint32(b[0x10:]),
 	}
-	for i := range 15 {
+	for i := range min(e.NumParams, 15) {
 		e.Information[i] = uint64(le.Uint32(b[0x14+4*i:]))
 	}
 	return e

@@ -1,6 +1,7 @@
 package kdump
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -180,8 +181,8 @@ func TestHeaderPatched(t *testing.T) {
 		{"Exception parameters", offs{0xF18, 0x7E0}, 4, 2, "", func(h *Header) string {
 			return expect(h.Exception.NumParams, uint32(2))
 		}},
-		{"Exception information", offs{0xF20 + 8, 0x7E4 + 4}, 4, 0xDEAD, "", func(h *Header) string {
-			return expect(h.Exception.Information[1], uint64(0xDEAD))
+		{"Exception information past NumberParameters", offs{0xF20 + 8, 0x14 + 0x7D0 + 4}, 4, 0xDEAD, "", func(h *Header) string {
+			return expect(h.Exception.Information[1], uint64(0)) // NumberParameters is 0
 		}},
 	}
 	for _, is64 := range []bool{true, false} {
@@ -310,5 +311,44 @@ func TestNames(t *testing.T) {
 		if got := tc.v.String(); got != tc.want {
 			t.Errorf("%#v.String() = %q, want %q", tc.v, got, tc.want)
 		}
+	}
+}
+
+func TestParseException(t *testing.T) {
+	b := make([]byte, 0x98)
+	for i := range b {
+		b[i] = "PAGE"[i%4]
+	}
+	binary.LittleEndian.PutUint32(b[0:], 0xC0000005)
+	binary.LittleEndian.PutUint32(b[4:], 1)
+	binary.LittleEndian.PutUint64(b[8:], 0)
+	binary.LittleEndian.PutUint64(b[0x10:], 0xfffff8048b58334c)
+	binary.LittleEndian.PutUint32(b[0x18:], 2)
+	binary.LittleEndian.PutUint64(b[0x20:], 1)
+	binary.LittleEndian.PutUint64(b[0x28:], 0xffffd000deadbeef)
+	e := parseException64(b)
+	want := ExceptionRecord{Code: 0xC0000005, Flags: 1, Address: 0xfffff8048b58334c, NumParams: 2, Information: [15]uint64{1, 0xffffd000deadbeef}}
+	if e != want {
+		t.Errorf("64-bit: %+v\nwant %+v", e, want)
+	}
+	binary.LittleEndian.PutUint32(b[0x18:], 99) // more than the 15 slots
+	if e := parseException64(b); e.Information[14] != 0x4547415045474150 {
+		t.Errorf("64-bit, 99 parameters: %+v", e)
+	}
+
+	b32 := make([]byte, 0x50)
+	for i := range b32 {
+		b32[i] = "PAGE"[i%4]
+	}
+	binary.LittleEndian.PutUint32(b32[0:], 0x80000003)
+	binary.LittleEndian.PutUint32(b32[4:], 0)
+	binary.LittleEndian.PutUint32(b32[8:], 0)
+	binary.LittleEndian.PutUint32(b32[0xC:], 0x82a3f5a8)
+	binary.LittleEndian.PutUint32(b32[0x10:], 1)
+	binary.LittleEndian.PutUint32(b32[0x14:], 7)
+	e = parseException32(b32)
+	want = ExceptionRecord{Code: 0x80000003, Address: 0x82a3f5a8, NumParams: 1, Information: [15]uint64{7}}
+	if e != want {
+		t.Errorf("32-bit: %+v\nwant %+v", e, want)
 	}
 }
