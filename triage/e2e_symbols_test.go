@@ -405,3 +405,20 @@ func BenchmarkAnalyze30Frames(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/frames, "ns/frame")
 	})
 }
+
+// TestDriverDumpLocalSymbols uses no server at all: the symbol path is the
+// plain directory testdata/drivers, where kdtdrv.sys and kdtdrv.pdb are
+// found by name (and checked against the module's timestamp, size and the
+// image's PDB identity). The walk and the names are those of the server
+// run.
+func TestDriverDumpLocalSymbols(t *testing.T) {
+	s, err := drvtest.Build(drvtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := analyzeScene(t, s, symbolOptions(t, s.DriversDir))
+	checkFrames(t, rep, s.Frames, true, "")
+	if rep.FailureBucketID != "AV_kdtdrv!LeafTouch" || len(rep.Problems) != 0 {
+		t.Errorf("bucket %q, problems %q", rep.FailureBucketID, rep.Problems)
+	}
+}
