@@ -95,8 +95,10 @@ type Header struct {
 	// KdSecondaryVersion is the header's KdSecondaryVersion byte.
 	KdSecondaryVersion uint8
 
-	// Physical memory descriptor (used by DumpTypeFull). Runs is nil when
-	// the descriptor is unset or the dump type does not use it.
+	// Physical memory descriptor (only DumpTypeFull uses it). Runs is nil
+	// when NumberOfRuns is the 'PAGE' fill; it holds at most the 42
+	// (64-bit) or 86 (32-bit) runs that fit the header, whatever
+	// NumberOfRuns says.
 	NumberOfRuns  uint32
 	NumberOfPages uint64
 	Runs          []MemoryRun

@@ -82,8 +82,10 @@ type triageDump struct {
 	// prcbInlineContext is the CONTEXT inside the PRCB copy
 	// (KPRCB.ProcessorState.ContextFrame) of kernels whose KDBG gives no
 	// KPRCB.Context offset (before Windows 7); nil otherwise.
-	prcbInlineContext       []byte
-	processOff, processSize int64
+	prcbInlineContext []byte
+	// processSize is the size of the process copy (KDBG SizeEProcess),
+	// 0 when the dump holds none.
+	processSize int64
 }
 
 // readAt reads exactly len(p) bytes at off or returns a FormatError.
@@ -180,7 +182,7 @@ func (t *triageDump) readDrivers(f *File, is64 bool) error {
 		return nil
 	}
 	if h.DriverCount > maxDrivers {
-		return formatErr(int64(f.hdr.Size())+0x34, "driver list", "DriverCount %d exceeds the limit of %d", h.DriverCount, maxDrivers)
+		return formatErr(f.hdr.Size()+0x34, "triage header", "DriverCount %d exceeds the limit of %d", h.DriverCount, maxDrivers)
 	}
 	stride := uint64(driverEntry32)
 	if is64 {
@@ -198,7 +200,7 @@ func (t *triageDump) readDrivers(f *File, is64 bool) error {
 	}
 	total := stride * uint64(h.DriverCount)
 	if !inFile(uint64(h.DriverListOffset), total, f.size) {
-		return formatErr(int64(h.DriverListOffset), "driver list", "%d entries of %#x bytes extend past the end of the file", h.DriverCount, stride)
+		return formatErr(int64(h.DriverListOffset), "driver list", "%d entries of %#x bytes extend past the end of the %d-byte file", h.DriverCount, stride, f.size)
 	}
 	buf := make([]byte, total)
 	if err := readAt(f.r, f.size, buf, int64(h.DriverListOffset), "driver list"); err != nil {
@@ -300,7 +302,7 @@ func (t *triageDump) readUnloaded(f *File, is64 bool) error {
 	}
 	total := stride * uint64(count)
 	if !inFile(uint64(start), total, f.size) {
-		return formatErr(off, "unloaded drivers", "%d entries extend past the end of the file", count)
+		return formatErr(off, "unloaded drivers", "%d entries extend past the end of the %d-byte file", count, f.size)
 	}
 	buf := make([]byte, total)
 	if err := readAt(f.r, f.size, buf, start, "unloaded drivers"); err != nil {
@@ -338,7 +340,11 @@ func (t *triageDump) readBlocks(f *File, is64 bool) error {
 		return nil
 	}
 	if h.DataBlocksCount > maxDataBlocks {
-		return formatErr(int64(h.DataBlocksOffset), "data blocks", "count %d exceeds the limit of %d", h.DataBlocksCount, maxDataBlocks)
+		countOff := f.hdr.Size() + 0x64 // TRIAGE_DUMP32.DataBlocksCount
+		if is64 {
+			countOff = f.hdr.Size() + 0x7C
+		}
+		return formatErr(countOff, "triage header", "DataBlocksCount %d exceeds the limit of %d", h.DataBlocksCount, maxDataBlocks)
 	}
 	stride := uint64(12)
 	if is64 {
@@ -346,7 +352,7 @@ func (t *triageDump) readBlocks(f *File, is64 bool) error {
 	}
 	total := stride * uint64(h.DataBlocksCount)
 	if !inFile(uint64(h.DataBlocksOffset), total, f.size) {
-		return formatErr(int64(h.DataBlocksOffset), "data blocks", "%d descriptors extend past the end of the file", h.DataBlocksCount)
+		return formatErr(int64(h.DataBlocksOffset), "data blocks", "%d descriptors extend past the end of the %d-byte file", h.DataBlocksCount, f.size)
 	}
 	buf := make([]byte, total)
 	if err := readAt(f.r, f.size, buf, int64(h.DataBlocksOffset), "data blocks"); err != nil {
@@ -426,8 +432,11 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 	}
 	ptr := f.hdr.Machine.PointerSize()
 	prcbSize := uint64(k.SizePrcb)
-	if prcbSize == 0 || !inFile(uint64(h.PrcbOffset), prcbSize, f.size) {
-		return formatErr(int64(h.PrcbOffset), "PRCB copy", "size %#x from the debugger data does not fit the file", prcbSize)
+	if prcbSize == 0 {
+		return formatErr(int64(h.PrcbOffset), "PRCB copy", "the debugger data gives no SizePrcb: the current thread cannot be located")
+	}
+	if !inFile(uint64(h.PrcbOffset), prcbSize, f.size) {
+		return formatErr(int64(h.PrcbOffset), "PRCB copy", "the %#x bytes the debugger data gives as SizePrcb extend past the end of the %d-byte file", prcbSize, f.size)
 	}
 	// The PRCB copy's VA: the data block holding identical bytes.
 	prcb := make([]byte, prcbSize)
@@ -495,7 +504,7 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 		}
 	}
 	if h.ProcessOffset != 0 && k.SizeEProcess != 0 && inFile(uint64(h.ProcessOffset), uint64(k.SizeEProcess), f.size) {
-		t.processOff, t.processSize = int64(h.ProcessOffset), int64(k.SizeEProcess)
+		t.processSize = int64(k.SizeEProcess)
 		if t.processVA != 0 {
 			t.mem.add(t.processVA, uint64(k.SizeEProcess), int64(h.ProcessOffset), "process copy")
 		}

@@ -339,3 +339,103 @@ func TestPaeEnabled(t *testing.T) {
 		})
 	}
 }
+
+// TestTriagePartial: damage to one part of a triage dump leaves the rest
+// readable and is reported once, as a one-line *FormatError with the file
+// offset, through Problems.
+func TestTriagePartial(t *testing.T) {
+	type patchFn func(im *kdumptest.Image, th *TriageHeader, base int64)
+	tests := []struct {
+		name  string
+		arch  kdumptest.Arch
+		patch patchFn
+		want  string // in the problem's text
+		check func(t *testing.T, f *File)
+	}{
+		{"no SizePrcb", kdumptest.AMD64, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, int64(th.DebuggerDataOffset)+0x2B0, 0)
+		}, "gives no SizePrcb", func(t *testing.T, f *File) {
+			if _, _, err := f.CurrentThread(); !IsNotPresent(err) {
+				t.Errorf("CurrentThread: %v", err)
+			}
+		}},
+		{"SizePrcb past the end", kdumptest.X86, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			im.WriteAt([]byte{0xFF, 0xFF}, int64(th.DebuggerDataOffset)+0x2B0)
+			patch32(im, base+0x1C, uint32(im.Size()-0x100))
+		}, "extend past the end", nil},
+		{"driver count too large", kdumptest.X86, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, base+0x34, maxDrivers+1)
+		}, "triage header: DriverCount 16385 exceeds the limit of 16384 at offset 0x1034", func(t *testing.T, f *File) {
+			if mods, err := f.Modules(); len(mods) != 0 || err != nil {
+				t.Errorf("Modules: %d %v", len(mods), err)
+			}
+		}},
+		{"driver list past the end", kdumptest.ARM64, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, base+0x30, uint32(im.Size()-0x10))
+		}, "6 entries of 0x90 bytes extend past the end of the", nil},
+		{"driver name past the end", kdumptest.ARM, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, int64(th.DriverListOffset)+0x4C, uint32(im.Size()-2))
+		}, "driver name", func(t *testing.T, f *File) {
+			mods, _ := f.Modules()
+			if len(mods) != 6 || mods[1].Path != "" || mods[2].Name != "kd.dll" {
+				t.Errorf("modules %+v", mods)
+			}
+		}},
+		{"unloaded count too large", kdumptest.X86PAE, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, int64(th.UnloadedDriversOffset), 1<<20)
+		}, "exceeds the limit", nil},
+		{"data block past the end", kdumptest.X86, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, int64(th.DataBlocksOffset)+12+4, uint32(im.Size()))
+		}, "block 1", func(t *testing.T, f *File) {
+			if len(f.DataBlocks()) != int(f.Triage().DataBlocksCount)-1 {
+				t.Errorf("%d data blocks kept", len(f.DataBlocks()))
+			}
+		}},
+		{"data blocks too many", kdumptest.AMD64, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, base+0x7C, maxDataBlocks+1)
+		}, "DataBlocksCount 1048577 exceeds the limit", nil},
+		{"data blocks too many, x86", kdumptest.X86, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, base+0x64, 0xFFFFFFFF)
+		}, "DataBlocksCount 4294967295 exceeds the limit of 1048576 at offset 0x1064", nil},
+		{"debugger data past the end", kdumptest.ARM64, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, base+0x70, uint32(im.Size()-0x10))
+		}, "debugger data", func(t *testing.T, f *File) {
+			if _, err := f.KDBG(); !IsNotPresent(err) {
+				t.Errorf("KDBG: %v", err)
+			}
+			if _, err := f.ProcessorContext(); err == nil {
+				t.Error("ProcessorContext without KDBG")
+			}
+			if c, err := f.Context(); err != nil || c == nil {
+				t.Errorf("Context: %v", err)
+			}
+		}},
+		{"debugger data encoded", kdumptest.X86, func(im *kdumptest.Image, th *TriageHeader, base int64) {
+			patch32(im, int64(th.DebuggerDataOffset)+0x10, 0x12345678)
+		}, "owner tag 0x12345678", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			im, facts := build(t, kdumptest.Spec{Arch: tc.arch, Kind: kdumptest.Triage})
+			th := *openImage(t, im).Triage()
+			tc.patch(im, &th, facts.TriageOffset)
+			f := openImage(t, im)
+			p := f.Problems()
+			if len(p) != 1 {
+				t.Fatalf("problems %v, want one", p)
+			}
+			var fe *FormatError
+			msg := p[0].Error()
+			if !errors.As(p[0], &fe) || fe.Offset < 0 || !strings.Contains(msg, " at offset 0x") || strings.Contains(msg, "\n") || !strings.Contains(msg, tc.want) {
+				t.Errorf("problem %q: want a one-line *FormatError with an offset, saying %q", msg, tc.want)
+			}
+			t.Log(msg)
+			if c, err := f.Context(); err != nil || c.IP() != facts.IP {
+				t.Errorf("Context: %v", err)
+			}
+			if tc.check != nil {
+				tc.check(t, f)
+			}
+		})
+	}
+}
