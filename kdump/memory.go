@@ -243,8 +243,11 @@ func (o *overlay) ReadVirtual(p []byte, addr uint64) (int, error) {
 		n := min(uint64(len(p)-done), e.size-inner)
 		m, err := o.r.ReadAt(p[done:done+int(n)], e.off+int64(inner))
 		done += m
-		if err != nil && m < int(n) {
-			return done, &MemoryError{Addr: addr + uint64(done), Err: &FormatError{Offset: e.off + int64(inner) + int64(m), What: e.source, Msg: "truncated", Err: io.ErrUnexpectedEOF}}
+		if m < int(n) { // a short read ends the loop even without an error
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return done, &MemoryError{Addr: addr + uint64(done), Err: &FormatError{Offset: e.off + int64(inner) + int64(m), What: e.source, Msg: "cannot read", Err: err}}
 		}
 	}
 	return done, nil

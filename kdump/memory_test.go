@@ -3,7 +3,9 @@ package kdump
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
+	"time"
 )
 
 // The overlay keeps the bytes of the candidate added first wherever
@@ -53,5 +55,35 @@ func TestOverlayPreference(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("range %d = %v, want %v", i, got[i], want[i])
 		}
+	}
+}
+
+// shortReader returns fewer bytes than asked without an error, as a
+// broken io.ReaderAt might.
+type shortReader struct{}
+
+func (shortReader) ReadAt(p []byte, off int64) (int, error) { return 0, nil }
+
+// A reader that returns short reads without an error ends the read with an
+// error instead of looping.
+func TestOverlayShortRead(t *testing.T) {
+	o := &overlay{r: shortReader{}}
+	o.add(0x1000, 0x100, 0x40, "stack")
+	o.build()
+	done := make(chan struct{})
+	var n int
+	var err error
+	go func() {
+		n, err = o.ReadVirtual(make([]byte, 0x10), 0x1000)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadVirtual did not return")
+	}
+	var fe *FormatError
+	if n != 0 || !errors.As(err, &fe) || fe.Offset != 0x40 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("n=%d err=%v", n, err)
 	}
 }
