@@ -3,7 +3,7 @@ package workers
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +30,11 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 	if maxSize > 0 && int64(info.Size) > maxSize {
 		return "", Permanent(fmt.Errorf("dump %s is %d bytes, above the %d-byte cap: %w", sha, info.Size, maxSize, errTooLarge))
 	}
+	// The object store checks the bytes against the digest in the
+	// object's metadata as they stream; that digest must be the key.
+	if !digestIs(info.Digest, sha) {
+		return "", Permanent(fmt.Errorf("object %s has digest %q: %w", sha, truncate(info.Digest, 80), errDigestMismatch))
+	}
 	// Without a deadline the client gives a whole Get its default API
 	// timeout (5s): allow for the object's size at a slow 4 MiB/s.
 	gctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(info.Size>>22)*time.Second)
@@ -54,9 +59,7 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 			os.Remove(path)
 		}
 	}()
-	h := sha256.New()
-	buf := make([]byte, 256<<10)
-	zero := make([]byte, len(buf))
+	buf := make([]byte, 128<<10)
 	var n, lastBeat int64
 	for {
 		k, rerr := io.ReadFull(res, buf)
@@ -64,11 +67,10 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 			rerr = io.EOF
 		}
 		if k > 0 {
-			h.Write(buf[:k])
 			// Runs of zeros (the unused memory of a full dump) become
 			// holes: the spool file stays sparse like the original.
 			var err error
-			if bytes.Equal(buf[:k], zero[:k]) {
+			if allZero(buf[:k]) {
 				_, err = f.Seek(int64(k), io.SeekCurrent)
 			} else {
 				_, err = f.Write(buf[:k])
@@ -98,9 +100,6 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 			return "", err
 		}
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
-		return "", Permanent(fmt.Errorf("object %s holds bytes with SHA-256 %s: %w", sha, got, errDigestMismatch))
-	}
 	if err := f.Truncate(n); err != nil {
 		return "", fmt.Errorf("spooling %s: %w", sha, err)
 	}
@@ -113,3 +112,30 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 
 // errTooLarge is wrapped when a dump exceeds the configured size cap.
 var errTooLarge = errors.New("dump too large")
+
+// digestIs reports whether an object store digest ("SHA-256=<base64>")
+// is the hex SHA-256 sha.
+func digestIs(digest, sha string) bool {
+	want, err := hex.DecodeString(sha)
+	if err != nil {
+		return false
+	}
+	got, err := jetstream.DecodeObjectDigest(digest)
+	return err == nil && bytes.Equal(got, want)
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.NativeEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

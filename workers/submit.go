@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -154,12 +153,11 @@ func (s *Submitter) upload(ctx context.Context, path, sum string) error {
 		return err
 	}
 	defer f.Close()
-	h := sha256.New()
-	var r io.Reader = io.TeeReader(f, h)
+	var r io.Reader = f
 	if s.opts.BytesPerSecond > 0 {
 		r = NewRateReader(ctx, r, s.opts.BytesPerSecond)
 	}
-	_, err = s.obs.Put(ctx, jetstream.ObjectMeta{
+	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{
 		Name:        sum,
 		Description: filepath.Base(path),
 		Opts:        &jetstream.ObjectMetaOptions{ChunkSize: s.opts.ChunkSize},
@@ -167,14 +165,13 @@ func (s *Submitter) upload(ctx context.Context, path, sum string) error {
 	if err != nil {
 		return fmt.Errorf("uploading %s: %w", path, err)
 	}
-	if got := hexSum(h); got != sum {
+	// The store's digest covers the bytes actually uploaded.
+	if !digestIs(info.Digest, sum) {
 		s.obs.Delete(context.WithoutCancel(ctx), sum)
 		return fmt.Errorf("%s changed while it was uploaded", path)
 	}
 	return nil
 }
-
-func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
 
 // Reprocess publishes reprocessing jobs for the given stored dumps (all
 // stored dumps when shas is empty). Workers re-run the analysis when the

@@ -184,6 +184,7 @@ func addPipelineFlags(cmd *cobra.Command) {
 	f.Int("max-deliver", 5, "deliveries of a job before it is dead-lettered (config: pipeline.max_deliver)")
 	f.Int("replicas", 1, "replicas of streams and buckets (3 or 5 on a cluster) (config: pipeline.replicas)")
 	f.String("max-dump-size", "0", "largest dump a worker accepts, e.g. 64GiB; 0: no cap (config: pipeline.max_dump_size)")
+	f.Bool("compress", false, "store dump bytes S2-compressed: less disk, more CPU per dump (config: pipeline.compress)")
 	f.String("drain-timeout", "30s", "on SIGTERM, how long jobs in flight may finish before they are handed back (config: pipeline.drain_timeout)")
 }
 
@@ -207,6 +208,9 @@ func (a *app) pipelineConfig(cmd *cobra.Command) (workers.Config, error) {
 		return c, err
 	}
 	if c.MaxDumpSize, err = a.settingSize(cmd, "max-dump-size", "pipeline.max_dump_size"); err != nil {
+		return c, err
+	}
+	if c.Compress, err = a.settingBool(cmd, "compress", "pipeline.compress"); err != nil {
 		return c, err
 	}
 	return c, nil
