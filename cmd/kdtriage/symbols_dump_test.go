@@ -291,3 +291,40 @@ func checkStackText(t *testing.T, out string, frames []drvtest.Frame, named bool
 		}
 	}
 }
+
+// TestSymbolsLookupUserDump resolves the crash address of the Breakpad
+// corpus dump user/breakpad-minidump2.dmp with the corpus's Breakpad
+// symbols: the module's debug identity comes from the minidump's CodeView
+// record, and the function and line agree with minidump_stackwalk's
+// groundtruth/minidump2.stackwalk.out.
+func TestSymbolsLookupUserDump(t *testing.T) {
+	dir := corpusDir(t)
+	t.Setenv("_NT_SYMBOL_PATH", "")
+	t.Setenv("KDTRIAGE_SYMBOLS_PATH", "")
+	gt, err := os.ReadFile(filepath.Join(dir, "groundtruth", "minidump2.stackwalk.out"))
+	if err != nil {
+		t.Skipf("ground truth missing: %v", err)
+	}
+	// " 0  test_app.exe!FUNCTION [test_app.cc : 58 + 0x3]" then "eip = 0x...".
+	m := regexp.MustCompile(`(?m)^ 0  test_app\.exe!(.+) \[(\S+) : (\d+) \+ 0x[0-9a-f]+\]\n\s+eip = (0x[0-9a-f]+)`).FindSubmatch(gt)
+	if m == nil {
+		t.Fatal("frame 0 not found in the ground truth")
+	}
+	fn, file, line, eip := string(m[1]), string(m[2]), string(m[3]), string(m[4])
+	code, out, errOut := runWithLookup(t, "symbols", "lookup", "--symbol-path", filepath.Join(dir, "symbols", "breakpad"),
+		"--format", "json", filepath.Join(dir, "user", "breakpad-minidump2.dmp"), eip)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var res []struct {
+		Function, File, Image, Source string
+		Line                          int
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res) != 1 {
+		t.Fatalf("%v: %s", err, out)
+	}
+	r := res[0]
+	if r.Function != fn || !strings.HasSuffix(r.File, file) || fmt.Sprint(r.Line) != line || r.Image != "test_app.exe" {
+		t.Errorf("got %+v, want %s %s:%s", r, fn, file, line)
+	}
+}
