@@ -257,6 +257,15 @@ func TestDriverDumpWithoutSymbols(t *testing.T) {
 	})
 }
 
+// emptyDir returns a new empty directory under dir (a cold cache).
+func emptyDir(b *testing.B, dir string) string {
+	d, err := os.MkdirTemp(dir, "cold")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
 // BenchmarkSymbolize10000 resolves 10,000 addresses of the driver through
 // a Symbolizer over srv*CACHE*URL (a real HTTP server with the image and
 // PDB compressed). cold: every iteration starts with an empty cache and a
@@ -315,11 +324,8 @@ func BenchmarkSymbolize10000(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		srv.Reset()
 		b.ReportAllocs()
-		i := 0
 		for b.Loop() {
-			cache := filepath.Join(dir, fmt.Sprintf("cold%d", i))
-			i++
-			resolveAll(newSymbolizer(cache))
+			resolveAll(newSymbolizer(emptyDir(b, dir)))
 		}
 		reqs, _ := srv.Count()
 		b.ReportMetric(float64(reqs)/float64(b.N), "requests/op")
@@ -395,10 +401,8 @@ func BenchmarkAnalyze30Frames(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		srv.Reset()
 		b.ReportAllocs()
-		i := 0
 		for b.Loop() {
-			analyze(symbolOptions(b, fmt.Sprintf(path, filepath.Join(dir, fmt.Sprintf("cold%d", i)))))
-			i++
+			analyze(symbolOptions(b, fmt.Sprintf(path, emptyDir(b, dir))))
 		}
 		reqs, _ := srv.Count()
 		b.ReportMetric(float64(reqs)/float64(b.N), "requests/op")
