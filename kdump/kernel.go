@@ -179,12 +179,6 @@ func (f *File) walkModules(head uint64) ([]Module, error) {
 	seen := make(map[uint64]bool)
 	entry := make([]byte, lay.size)
 	le := binary.LittleEndian
-	rd := func(off int) uint64 {
-		if ptr == 4 {
-			return uint64(le.Uint32(entry[off:]))
-		}
-		return le.Uint64(entry[off:])
-	}
 	prev := head
 	for cur != head {
 		if seen[cur] {
@@ -197,7 +191,7 @@ func (f *File) walkModules(head uint64) ([]Module, error) {
 		if _, err := m.ReadVirtual(entry, cur); err != nil {
 			return mods, &FormatError{Offset: -1, What: "module list", Msg: fmt.Sprintf("cannot read entry %d at %#x", len(mods), cur), Err: err}
 		}
-		mod := Module{Base: rd(lay.dllBase), Size: le.Uint32(entry[lay.sizeOfImage:])}
+		mod := Module{Base: ptrAt(entry, lay.dllBase, ptr), Size: le.Uint32(entry[lay.sizeOfImage:])}
 		mod.Path, _ = ReadUnicodeString(m, cur+uint64(lay.fullName), ptr)
 		mod.Name, _ = ReadUnicodeString(m, cur+uint64(lay.baseName), ptr)
 		if mod.Name == "" {
@@ -210,7 +204,7 @@ func (f *File) walkModules(head uint64) ([]Module, error) {
 			}
 		}
 		mods = append(mods, mod)
-		prev, cur = cur, rd(0)
+		prev, cur = cur, ptrAt(entry, 0, ptr)
 	}
 	return mods, nil
 }
@@ -395,13 +389,7 @@ func (f *File) findCrashingCPU(k *KDBG) (*cpuState, error) {
 		return nil, &FormatError{Offset: -1, What: "KiProcessorBlock", Msg: fmt.Sprintf("cannot read the PRCB array at %#x", f.kptr(k.KiProcessorBlock)), Err: err}
 	}
 	n = uint32(got / ptr)
-	le := binary.LittleEndian
-	prcb := func(i int) uint64 {
-		if ptr == 4 {
-			return uint64(le.Uint32(arr[4*i:]))
-		}
-		return le.Uint64(arr[8*i:])
-	}
+	prcb := func(i int) uint64 { return ptrAt(arr, i*ptr, ptr) }
 	crash := 0
 	if hc, err := f.Context(); err == nil {
 		spOff := contextSPOffset(f.hdr.Machine)

@@ -55,6 +55,18 @@ func ReadPointer(m Memory, addr uint64, size int) (uint64, error) {
 	return ReadU64(m, addr)
 }
 
+// ptrAt decodes a little-endian pointer of size bytes (4 or 8) at off in
+// b, or returns 0 when b is too short to hold it.
+func ptrAt(b []byte, off, size int) uint64 {
+	if off < 0 || off+size > len(b) {
+		return 0
+	}
+	if size == 4 {
+		return uint64(binary.LittleEndian.Uint32(b[off:]))
+	}
+	return binary.LittleEndian.Uint64(b[off:])
+}
+
 // maxUnicodeString caps UNICODE_STRING reads from dump memory.
 const maxUnicodeString = 0x1000
 

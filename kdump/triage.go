@@ -467,16 +467,6 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 		t.mem.add(t.prcbVA, prcbSize, int64(h.PrcbOffset), "PRCB copy")
 	}
 	// Current thread from the PRCB copy, process from the thread copy.
-	le := binary.LittleEndian
-	rd := func(b []byte, off int) uint64 {
-		if off+ptr > len(b) {
-			return 0
-		}
-		if ptr == 8 {
-			return le.Uint64(b[off:])
-		}
-		return uint64(le.Uint32(b[off:]))
-	}
 	cur := int(k.OffsetPrcbCurrentThread)
 	if cur == 0 {
 		cur = 8
@@ -484,9 +474,9 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 			cur = 4
 		}
 	}
-	t.threadVA = rd(prcb, cur)
+	t.threadVA = ptrAt(prcb, cur, ptr)
 	if k.OffsetPrcbContext != 0 {
-		t.prcbContext = rd(prcb, int(k.OffsetPrcbContext))
+		t.prcbContext = ptrAt(prcb, int(k.OffsetPrcbContext), ptr)
 	} else if o, n := int(k.OffsetPrcbProcStateContext), ContextSize(f.hdr.Machine); o != 0 && n != 0 && o+n <= len(prcb) {
 		// Before Windows 7 the CONTEXT is inline: ProcessorState.ContextFrame.
 		t.prcbInlineContext = prcb[o : o+n : o+n]
@@ -500,7 +490,7 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 			t.mem.add(t.threadVA, uint64(k.SizeEThread), int64(h.ThreadOffset), "thread copy")
 		}
 		if k.OffsetKThreadApcProcess != 0 {
-			t.processVA = rd(th, int(k.OffsetKThreadApcProcess))
+			t.processVA = ptrAt(th, int(k.OffsetKThreadApcProcess), ptr)
 		}
 	}
 	if h.ProcessOffset != 0 && k.SizeEProcess != 0 && inFile(uint64(h.ProcessOffset), uint64(k.SizeEProcess), f.size) {
