@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kdtriage/kdtriage/internal/drvtest"
 	"github.com/kdtriage/kdtriage/kdump"
 	"github.com/kdtriage/kdtriage/rules"
 	"github.com/kdtriage/kdtriage/symbols"
 	"github.com/kdtriage/kdtriage/symbols/pe"
 	"github.com/kdtriage/kdtriage/triage"
+	"github.com/kdtriage/kdtriage/triage/drvtest"
 	"github.com/kdtriage/kdtriage/triage/stack"
 )
 

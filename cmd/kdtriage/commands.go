@@ -32,6 +32,6 @@ The symbol path uses WinDbg's syntax (srv*CACHE*URL, cache*DIR, plain directorie
 ';' lists) and comes from --symbol-path, the config key symbols.path
 (KDTRIAGE_SYMBOLS_PATH) or _NT_SYMBOL_PATH, in that order.`,
 	}
-	cmd.AddCommand(a.symbolsPathCommand(), a.symbolsPublicsCommand(), a.symbolsResolveCommand())
+	cmd.AddCommand(a.symbolsPathCommand(), a.symbolsPublicsCommand(), a.symbolsResolveCommand(), a.symbolsDumpResolveCommand())
 	return cmd
 }

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kdtriage/kdtriage/internal/drvtest"
 	"github.com/kdtriage/kdtriage/symbols/pdb"
+	"github.com/kdtriage/kdtriage/triage/drvtest"
 )
 
 // runWithLookup runs the CLI in-process like runCLI, with `symbols lookup`
