@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -309,12 +310,13 @@ func (f *File) Triage() *TriageHeader {
 	return &f.triage.hdr
 }
 
-// DataBlocks returns the triage dump's data blocks (nil for other types).
+// DataBlocks returns the triage dump's data blocks that lie inside the
+// file (nil for other types). The slice is the caller's.
 func (f *File) DataBlocks() []DataBlock {
 	if f.triage == nil {
 		return nil
 	}
-	return f.triage.blocks
+	return slices.Clone(f.triage.blocks)
 }
 
 // Context returns the register context stored in the dump header. For most
@@ -334,9 +336,10 @@ func (f *File) Context() (*Context, error) {
 
 // Modules returns the loaded modules in load order: the triage dump's
 // driver list, or the PsLoadedModuleList walk for memory-bearing dumps.
+// The slice is the caller's to keep or change.
 func (f *File) Modules() ([]Module, error) {
 	if f.triage != nil {
-		return f.triage.drivers, nil
+		return slices.Clone(f.triage.drivers), nil
 	}
 	if f.phys == nil {
 		return nil, nil
@@ -345,10 +348,10 @@ func (f *File) Modules() ([]Module, error) {
 }
 
 // UnloadedModules returns the drivers unloaded before the crash, when the
-// dump records them.
+// dump records them. The slice is the caller's.
 func (f *File) UnloadedModules() ([]UnloadedModule, error) {
 	if f.triage != nil {
-		return f.triage.unloaded, nil
+		return slices.Clone(f.triage.unloaded), nil
 	}
 	if f.phys == nil {
 		return nil, nil

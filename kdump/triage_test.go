@@ -439,3 +439,21 @@ func TestTriagePartial(t *testing.T) {
 		})
 	}
 }
+
+// The slices File returns are the caller's: changing them does not change
+// what the next call returns.
+func TestTriageSlicesAreCopies(t *testing.T) {
+	im, facts := build(t, kdumptest.Spec{Kind: kdumptest.Triage})
+	f := openImage(t, im)
+	mods, _ := f.Modules()
+	mods[0].Name = "changed"
+	un, _ := f.UnloadedModules()
+	un[0].Name = "changed"
+	blocks := f.DataBlocks()
+	blocks[0].Address = 1
+	mods, _ = f.Modules()
+	un, _ = f.UnloadedModules()
+	if mods[0].Name != facts.Modules[0].Name || un[0].Name != facts.Unloaded[0].Name || f.DataBlocks()[0].Address == 1 {
+		t.Errorf("a caller's change showed through: %q %q %#x", mods[0].Name, un[0].Name, f.DataBlocks()[0].Address)
+	}
+}
