@@ -514,3 +514,43 @@ func TestNilAndEmptySet(t *testing.T) {
 		t.Error("nil and empty sets hash differently")
 	}
 }
+
+// TestDefaultCompiledOnce: Default returns one shared compiled set, and
+// merging it with a user layer leaves it as it was (it is shared by every
+// analysis in the process).
+func TestDefaultCompiledOnce(t *testing.T) {
+	a, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Fatal("Default compiled the embedded rules again")
+	}
+	fresh, err := compileDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, n := a.Hash(), a.Len()
+	if hash != fresh.Hash() {
+		t.Fatalf("cached default hash %s, freshly compiled %s", hash, fresh.Hash())
+	}
+	user, err := Parse("user.yaml", []byte("owners:\n  nt!KeBugCheckEx: Kernel_Team\n  amdppm: ignore\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Merge(a, user)
+	in := Input{Kind: KindKernel, Frames: stack("nt!KeBugCheckEx")}
+	if d := m.Decide(&in, in.Frames[0]); d.Owner != "Kernel_Team" {
+		t.Fatalf("merged set: %+v", d)
+	}
+	if d := a.Decide(&in, in.Frames[0]); d.Strength != StrengthIgnore {
+		t.Errorf("the shared default changed after Merge: nt!KeBugCheckEx is %+v", d)
+	}
+	if a.Hash() != hash || a.Len() != n {
+		t.Errorf("the shared default changed after Merge: hash %s len %d, was %s %d", a.Hash(), a.Len(), hash, n)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 //go:embed default/*.yaml
@@ -186,7 +187,18 @@ func LoadFiles(paths ...string) (*Set, error) {
 // last-resort owners for nt and hal, a global MachineOwner default, and
 // shipped knowledge such as the AMD display driver's custom bug check. Its
 // files are named "default/<file>.yaml".
-func Default() (*Set, error) {
+//
+// The set is compiled once, on the first call; every call returns the same
+// immutable *Set (safe for concurrent use; Merge copies its rules).
+func Default() (*Set, error) { return defaultSet() }
+
+// defaultSet compiles the embedded rules once. The embedded files never
+// change, so the compiled set (or the error, which a test of this package
+// would catch) is the same for the life of the process.
+var defaultSet = sync.OnceValues(compileDefault)
+
+// compileDefault compiles the embedded default rules.
+func compileDefault() (*Set, error) {
 	sub, err := fs.Sub(defaultFS, "default")
 	if err != nil {
 		return nil, err

@@ -39,8 +39,7 @@ type Options struct {
 	// Symbols names frames; nil: module+offset only.
 	Symbols Symbolizer
 	// Rules decide owners, ignored frames and bucket actions. nil: the
-	// embedded default set (rules.Default), compiled on every call; pass a
-	// compiled set when analysing many dumps.
+	// embedded default set (rules.Default, compiled once per process).
 	Rules *rules.Set
 	// Log receives debug messages; the zero value logs nothing.
 	Log zerolog.Logger

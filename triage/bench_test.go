@@ -111,3 +111,27 @@ func BenchmarkFailureIDHash(b *testing.B) {
 		_ = FailureIDHash(SourceKernel, "0x124_16_GenuineIntel__UNKNOWN_IMAGE_GenuineIntel.sys")
 	}
 }
+
+// BenchmarkAnalyzeNilRules analyses the synthetic dump with Options.Rules
+// nil, the embedded default rule set: what a caller that does not compile
+// the rules itself pays per dump.
+func BenchmarkAnalyzeNilRules(b *testing.B) {
+	im, _, err := kdumptest.Build(kdumptest.Spec{Arch: kdumptest.AMD64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := im.Bytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := kdump.NewFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Analyze(context.Background(), f, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -42,21 +42,9 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 			p("%s:  %s\n\n", name, value)
 		}
 	}
-	wide := r.Dump.Machine == "x64" || r.Dump.Machine == "arm64" || r.Dump.Machine == ""
-	arg := func(v Hex) string {
-		if wide {
-			return fmt.Sprintf("%016x", uint64(v))
-		}
-		return fmt.Sprintf("%08x", uint64(v))
-	}
-	addr := func(v Hex) string {
-		if wide {
-			s := fmt.Sprintf("%016x", uint64(v))
-			return s[:8] + "`" + s[8:]
-		}
-		return fmt.Sprintf("%08x", uint64(v))
-	}
-	bare := func(v Hex) string { return strconv.FormatUint(uint64(v), 16) }
+	wide := wideMachine(r.Dump.Machine)
+	arg := func(v Hex) string { return hexWord(v, wide) }
+	addr := func(v Hex) string { return hexAddr(v, wide) }
 
 	p("%s\n", banner)
 	b := &r.BugCheck
@@ -94,7 +82,7 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 		}
 	}
 	kv("WER.OS.Branch", r.OS.Branch)
-	kv("WER.OS.Version", strings.TrimPrefix(r.OS.Version, ""))
+	kv("WER.OS.Version", r.OS.Version)
 	p("\n")
 
 	field("BUGCHECK_CODE", bare(b.Code))
@@ -135,7 +123,7 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 		case "trap_frame":
 			p("TRAP_FRAME:  %s -- (.trap 0x%s)\n", arg(*c.Address), bare(*c.Address))
 		}
-		writeRegs(bw, c.Regs)
+		writeRegs(bw, c.Regs, wide)
 		p("Resetting default scope\n\n")
 	}
 
@@ -152,7 +140,7 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 		if fr.Blamed {
 			mark += " <-- blamed"
 		}
-		p("%s %s : %s%s\n", addr(fr.SP), addr(ret), windbgSymbol(fr), mark)
+		p("%s %s : %s%s\n", addr(fr.SP), addr(ret), windbgSymbol(fr, wide), mark)
 	}
 	p("\n\n")
 
@@ -232,18 +220,45 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 	return bw.Flush()
 }
 
+// wideMachine reports whether values of the dump's machine print with 16
+// hex digits: every machine but 32-bit x86 and ARM (an unknown machine
+// prints wide, so no digit is lost).
+func wideMachine(machine string) bool { return machine != "x86" && machine != "arm" }
+
+// hexWord formats a pointer-sized value as WinDbg does: 16 hex digits on
+// 64-bit machines, 8 on 32-bit ones.
+func hexWord(v Hex, wide bool) string {
+	if wide {
+		return fmt.Sprintf("%016x", uint64(v))
+	}
+	return fmt.Sprintf("%08x", uint64(v))
+}
+
+// hexAddr formats an address as WinDbg's stack text does: 64-bit
+// addresses with a backtick between the halves (fffff804`85a012d0).
+func hexAddr(v Hex, wide bool) string {
+	s := hexWord(v, wide)
+	if wide {
+		return s[:8] + "`" + s[8:]
+	}
+	return s
+}
+
+// bare formats a value in hex without leading zeros or 0x (BUGCHECK_P1).
+func bare(v Hex) string { return strconv.FormatUint(uint64(v), 16) }
+
 // windbgSymbol formats a frame as WinDbg's stack text does: module!fn+0x1f,
 // module+0x1234 without symbols, or the bare address.
-func windbgSymbol(fr Frame) string {
+func windbgSymbol(fr Frame, wide bool) string {
 	if fr.Module == "" && fr.Unloaded == "" {
-		s := fmt.Sprintf("%016x", uint64(fr.IP))
-		return "0x" + s[:8] + "`" + s[8:]
+		return "0x" + hexAddr(fr.IP, wide)
 	}
 	return fr.Symbol
 }
 
-// writeRegs prints registers three to a line in a stable order.
-func writeRegs(w io.Writer, regs map[string]Hex) {
+// writeRegs prints registers three to a line in a stable order, each with
+// the machine's word width (wide: 16 hex digits, else 8).
+func writeRegs(w io.Writer, regs map[string]Hex, wide bool) {
 	order := []string{"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rip", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
 		"eax", "ebx", "ecx", "edx", "esi", "edi", "eip", "esp", "ebp"}
 	seen := map[string]bool{}
@@ -267,16 +282,14 @@ func writeRegs(w io.Writer, regs map[string]Hex) {
 		if (i+1)%3 == 0 || i == len(names)-1 {
 			sep = "\n"
 		}
-		fmt.Fprintf(w, "%s=%016x%s", n, uint64(regs[n]), sep)
+		fmt.Fprintf(w, "%s=%s%s", n, hexWord(regs[n], wide), sep)
 	}
 }
 
 // defaultBucketID returns the old DEFAULT_BUCKET_ID class.
 func defaultBucketID(r *Report) string {
 	switch {
-	case r.OS.Build >= 10240:
-		return "WIN8_DRIVER_FAULT"
-	case r.OS.Build >= 9200:
+	case r.OS.Build >= 9200: // Windows 10 and 11 engines still print WIN8_
 		return "WIN8_DRIVER_FAULT"
 	case r.OS.Build >= 7600:
 		return "WIN7_DRIVER_FAULT"

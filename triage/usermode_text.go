@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 )
 
@@ -46,21 +45,9 @@ func (r *Report) writeUserHead(bw *bufio.Writer, opt TextOptions) {
 			p("%s:  %s\n\n", name, value)
 		}
 	}
-	wide := r.Dump.Machine != "x86" && r.Dump.Machine != "arm"
-	word := func(v Hex) string {
-		if wide {
-			return fmt.Sprintf("%016x", uint64(v))
-		}
-		return fmt.Sprintf("%08x", uint64(v))
-	}
-	addr := func(v Hex) string {
-		if wide {
-			s := fmt.Sprintf("%016x", uint64(v))
-			return s[:8] + "`" + s[8:]
-		}
-		return fmt.Sprintf("%08x", uint64(v))
-	}
-	bare := func(v Hex) string { return strconv.FormatUint(uint64(v), 16) }
+	wide := wideMachine(r.Dump.Machine)
+	word := func(v Hex) string { return hexWord(v, wide) }
+	addr := func(v Hex) string { return hexAddr(v, wide) }
 	x := r.Exception
 
 	p("%s\n\n", userBanner)
@@ -101,7 +88,7 @@ func (r *Report) writeUserHead(bw *bufio.Writer, opt TextOptions) {
 	}
 	if c := r.Context; c.Source == "exception_record" {
 		p("CONTEXT:  (.ecxr)\n")
-		writeRegs(bw, c.Regs)
+		writeRegs(bw, c.Regs, wide)
 		p("Resetting default scope\n\n")
 	}
 	if x.Name != "" || x.Code != 0 || x.Address != 0 {
@@ -167,16 +154,12 @@ func userRow(r *Report, row *Row) {
 		row.BugCheckString = x.Class
 	}
 	row.BugCheckCode = fmt.Sprintf("0x%08x", uint64(x.Code))
-	wide := r.Dump.Machine != "x86" && r.Dump.Machine != "arm"
+	wide := wideMachine(r.Dump.Machine)
 	row.Params = [4]string{}
 	for i, v := range x.Params {
 		if i >= 4 {
 			break
 		}
-		if wide {
-			row.Params[i] = fmt.Sprintf("%016x", uint64(v))
-		} else {
-			row.Params[i] = fmt.Sprintf("%08x", uint64(v))
-		}
+		row.Params[i] = hexWord(v, wide)
 	}
 }
