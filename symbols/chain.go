@@ -165,6 +165,9 @@ func (t *tiered) materialize(h hit, k Key, targets []string, limit int64) (Found
 		if dst == from {
 			continue
 		}
+		if err := mkdirInStore(targets[i], filepath.Dir(dst)); err != nil {
+			return Found{}, err
+		}
 		if i == len(targets)-1 && h.compressed {
 			err = unpackAtomic(dst, from, k, limit)
 		} else {
@@ -223,6 +226,9 @@ type flightGroup struct {
 	calls map[string]*flight
 }
 
+// errLookupPanicked is what waiters get when the lookup they joined panicked.
+var errLookupPanicked = errors.New("symbols: the lookup this call waited for panicked")
+
 type flight struct {
 	done chan struct{}
 	res  Found
@@ -250,7 +256,9 @@ func (g *flightGroup) do(ctx context.Context, key string, fn func() (Found, erro
 			}
 			return f.res, f.err
 		}
-		f := &flight{done: make(chan struct{})}
+		// The error stands if fn panics: waiters then get it rather than
+		// an empty result without an error.
+		f := &flight{done: make(chan struct{}), err: errLookupPanicked}
 		g.calls[key] = f
 		g.mu.Unlock()
 

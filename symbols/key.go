@@ -140,7 +140,9 @@ const (
 // Validate checks that every part of k is a single, harmless path component:
 // not empty, not "." or "..", no '/' or '\', no NUL or other control
 // characters, no ':' (drive letters, NTFS streams), no trailing dot or space
-// (Windows strips them), at most 255 bytes; the name must not start with
+// (Windows strips them), not a Windows device name (CON, NUL, COM1,
+// LPT1.pdb...: opening one on Windows opens the device), at most 255 bytes;
+// the name must not start with
 // ".." (its two-character two-tier prefix would be ".."); the ID must be
 // ASCII letters and digits only.
 func (k Key) Validate() error {
@@ -191,5 +193,22 @@ func checkComponent(s string) string {
 			return "contains ':'"
 		}
 	}
+	if windowsDevice(s) {
+		return "is a Windows device name"
+	}
 	return ""
+}
+
+// windowsDevice reports whether Windows would open the device s names
+// instead of a file: CON, PRN, AUX, NUL, COM0-9, LPT0-9, CONIN$ and
+// CONOUT$, in any case, also with an extension or blanks before it
+// ("nul.pdb", "COM1 .sys").
+func windowsDevice(s string) bool {
+	stem, _, _ := strings.Cut(s, ".")
+	stem = strings.ToUpper(strings.TrimRight(stem, " "))
+	switch stem {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	return len(stem) == 4 && (strings.HasPrefix(stem, "COM") || strings.HasPrefix(stem, "LPT")) && '0' <= stem[3] && stem[3] <= '9'
 }

@@ -87,6 +87,11 @@ func TestKeyValidateRejects(t *testing.T) {
 		{"long", Key{Name: string(make([]byte, 300)), ID: good.ID, File: "a.pdb"}},
 		{"image key with dotdot name", ImageKey("..", 1, 2)},
 		{"pdb key with trailing separator", PDBKey(`C:\dir\`, GUID{}, 1)},
+		{"device name", ImageKey("nul", 1, 2)},
+		{"device name with extension", PDBKey("CON.pdb", GUID{}, 1)},
+		{"device file", Key{Name: "a.pdb", ID: good.ID, File: "com1.pdb"}},
+		{"device name blank before extension", Key{Name: "LPT9 .sys", ID: good.ID, File: "a.pdb"}},
+		{"console input", Key{Name: "conin$", ID: good.ID, File: "a.pdb"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +101,12 @@ func TestKeyValidateRejects(t *testing.T) {
 				t.Fatalf("Validate(%q) = %v, want *KeyError", tt.key.String(), err)
 			}
 		})
+	}
+	// Names that merely start like a device are files.
+	for _, n := range []string{"console.pdb", "com.pdb", "com10.sys", "nul_.dll", "auxiliary.pdb", "lpt.sys"} {
+		if err := PDBKey(n, GUID{}, 1).Validate(); err != nil {
+			t.Errorf("%s rejected: %v", n, err)
+		}
 	}
 	for _, s := range []string{"a/b", "a/b/c/d", "../x/y", `a\..\b`} {
 		if _, err := ParseKey(s); err == nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,10 +28,12 @@ type dirLevel struct {
 	root string
 }
 
-// twoTier reports whether the store uses the index2.txt layout.
+// twoTier reports whether the store uses the index2.txt layout: index2.txt
+// must be a regular file. A directory of that name does not count: a
+// module named "index2.txt" in a dump would otherwise create one in a flat
+// cache and flip its layout, hiding everything cached before.
 func (d dirLevel) twoTier() bool {
-	_, err := os.Stat(filepath.Join(d.root, "index2.txt"))
-	return err == nil
+	return isFile(filepath.Join(d.root, "index2.txt"))
 }
 
 // prefix returns the two-tier prefix directory of a name: its first two
@@ -232,6 +235,43 @@ func storePath(root string, k Key) (string, error) {
 		return "", &KeyError{Key: k.String(), Reason: "escapes the store"}
 	}
 	return p, nil
+}
+
+// mkdirInStore creates dir, which lies inside root, one component at a
+// time, refusing to go through a symbolic link below root: keys are single
+// path components, but a link planted in a shared cache (cache/ntkrnlmp.pdb
+// -> /etc) would otherwise make writes land outside it. root itself may be
+// a link.
+func mkdirInStore(root, dir string) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || !within(root, dir) {
+		return fmt.Errorf("symbols: %s is not inside the store %s", dir, root)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	cur := root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if part == "." {
+			continue
+		}
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = os.Mkdir(cur, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
+				fi, err = os.Lstat(cur) // made here, or by a concurrent writer
+			}
+		}
+		switch {
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("symbols: %s is a symbolic link inside the store %s: not writing through it", cur, root)
+		case !fi.IsDir():
+			return fmt.Errorf("symbols: %s in the store %s is not a directory", cur, root)
+		}
+	}
+	return nil
 }
 
 // writeAtomic creates dst from r: it writes a temporary file in dst's

@@ -326,3 +326,52 @@ func TestCorpusBreakpadStore(t *testing.T) {
 		t.Errorf("wrong ID: %v", err)
 	}
 }
+
+// TestIndex2DirectoryDoesNotFlipLayout caches a file whose key is named
+// "index2.txt" in a flat cache. The directory that creates must not turn
+// the cache into a two-tier store, which would hide what it held before.
+func TestIndex2DirectoryDoesNotFlipLayout(t *testing.T) {
+	up, cache := t.TempDir(), t.TempDir()
+	nt := PDBKey("ntkrnlmp.pdb", testGUID, 1)
+	hostile := ImageKey("index2.txt", 0x12345678, 0x1000)
+	put(t, up, nt.String(), []byte("nt"))
+	put(t, up, hostile.String(), []byte("hostile"))
+	c := mustChain(t, "srv*"+cache+"*"+up, Options{})
+	for _, k := range []Key{nt, hostile} {
+		if _, err := c.Fetch(context.Background(), k); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(cache, "index2.txt")); err != nil || !fi.IsDir() {
+		t.Fatalf("expected the hostile key's directory in the cache: %v", err)
+	}
+	// With the upstream gone, the first file must still come from the cache.
+	c = mustChain(t, "srv*"+cache+"*"+t.TempDir(), Options{})
+	f, err := c.Locate(context.Background(), nt)
+	if err != nil {
+		t.Fatalf("cached %s lost after caching %s: %v", nt, hostile, err)
+	}
+	if got := string(mustRead(t, f.Path)); got != "nt" || f.Source != cache {
+		t.Errorf("got %q from %s, want \"nt\" from %s", got, f.Source, cache)
+	}
+}
+
+// TestCacheSymlinkNotFollowedOnWrite plants a symbolic link in a cache
+// where a key's directory goes: caching must not write through it.
+func TestCacheSymlinkNotFollowedOnWrite(t *testing.T) {
+	up, cache, outside := t.TempDir(), t.TempDir(), t.TempDir()
+	k := PDBKey("ntkrnlmp.pdb", testGUID, 1)
+	put(t, up, k.String(), []byte("nt"))
+	if err := os.Symlink(outside, filepath.Join(cache, k.Name)); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	c := mustChain(t, "srv*"+cache+"*"+up, Options{})
+	_, err := c.Fetch(context.Background(), k)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Fetch = %v, want an error naming the symbolic link", err)
+	}
+	entries, _ := os.ReadDir(outside)
+	for _, e := range entries {
+		t.Errorf("written outside the cache: %s", e.Name())
+	}
+}

@@ -136,6 +136,9 @@ type exportSym struct {
 	name string
 }
 
+// errLoadPanicked marks a cache entry whose load panicked.
+var errLoadPanicked = errors.New("symbols: loading the module's symbols panicked")
+
 // Module returns the symbols of m, loading them on first use. The error is
 // non-nil only when ctx ends; missing or broken symbols are reported in
 // ModuleSymbols.Errs and give Source == SymbolSourceNone.
@@ -153,7 +156,8 @@ func (s *Symbolizer) Module(ctx context.Context, m ModuleID) (*ModuleSymbols, er
 				return nil, ctx.Err()
 			}
 			if e.err != nil {
-				// The loader's context ended; load again with ours.
+				// The loader's context ended (or its load panicked); load
+				// again with ours.
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
@@ -170,16 +174,24 @@ func (s *Symbolizer) Module(ctx context.Context, m ModuleID) (*ModuleSymbols, er
 		}
 		s.mu.Unlock()
 
-		e.ms, e.err = s.load(ctx, m)
-		if e.err != nil {
-			s.mu.Lock()
-			if el, ok := s.entries[key]; ok && el.Value == e {
-				s.lru.Remove(el)
-				delete(s.entries, key)
-			}
-			s.mu.Unlock()
-		}
-		close(e.ready)
+		// errLoadPanicked stands if load panics (a parser bug on a hostile
+		// file): the entry is then dropped and its waiters load again,
+		// instead of waiting for ever on an entry that never gets ready.
+		e.err = errLoadPanicked
+		func() {
+			defer func() {
+				if e.err != nil {
+					s.mu.Lock()
+					if el, ok := s.entries[key]; ok && el.Value == e {
+						s.lru.Remove(el)
+						delete(s.entries, key)
+					}
+					s.mu.Unlock()
+				}
+				close(e.ready)
+			}()
+			e.ms, e.err = s.load(ctx, m)
+		}()
 		return e.ms, e.err
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kdtriage/kdtriage/symbols/pdb"
 	"github.com/kdtriage/kdtriage/symbols/pe"
@@ -508,5 +509,38 @@ func TestSymbolizeStoreFailure(t *testing.T) {
 	ms, _ := s.Module(context.Background(), m)
 	if len(ms.Errs) == 0 || !strings.Contains(ms.Errs[0].Error(), "server timed out") {
 		t.Errorf("Errs = %v", ms.Errs)
+	}
+}
+
+// panicStore panics on its first Fetch, as a parser bug on a hostile file
+// would inside a load, and misses afterwards.
+type panicStore struct{ calls atomic.Int32 }
+
+func (p *panicStore) Fetch(_ context.Context, k Key) (string, error) {
+	if p.calls.Add(1) == 1 {
+		panic("boom")
+	}
+	return "", &NotFoundError{Key: k}
+}
+
+// TestSymbolizerLoadPanic: a load that panics (and is recovered by the
+// caller, as a worker does per job) must not leave a cache entry that
+// later callers wait on for ever.
+func TestSymbolizerLoadPanic(t *testing.T) {
+	m := ModuleID{Name: "a.dll", PDBName: "a.pdb", PDBGUID: testGUID, PDBAge: 1}
+	s := NewSymbolizer(SymbolizerOptions{Store: &panicStore{}})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the store's panic did not reach the caller")
+			}
+		}()
+		s.Symbolize(context.Background(), m, 0x10)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sym, err := s.Symbolize(ctx, m, 0x10)
+	if err != nil || sym.String() != "a+0x10" {
+		t.Fatalf("after a panicked load: %v, %v; want a+0x10", sym, err)
 	}
 }

@@ -224,6 +224,9 @@ done:
 // parameters, then allocates the locals; with CR=3 a frame record {x29, lr}
 // sits at the bottom of the frame and x29 points to it.
 func unwindARM64Packed(p pe.ARM64Packed, c kdump.Context, valid RegSet, read func(uint64) (uint64, bool)) (kdump.Context, RegSet, bool) {
+	if p.RegI > 10 {
+		return c, valid, false // only x19..x28 are saved: a hostile 4-bit field
+	}
 	intSize := uint64(p.RegI) * 8
 	if p.CR == 1 {
 		intSize += 8
