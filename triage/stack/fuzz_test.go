@@ -52,3 +52,53 @@ func FuzzWalk(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWalkImage walks a stack through a hostile module image read from
+// dump memory (pe.NewImage): .pdata, UNWIND_INFO chains, ARM64 .xdata and
+// packed unwind data all come from the fuzzer. No panics, no hangs, and
+// the stack pointer only grows except across trap frames (and from a leaf
+// function's first frame on ARM64, which keeps SP).
+func FuzzWalkImage(f *testing.F) {
+	const base uint64 = 0xfffff80500000000
+	const sp uint64 = 0xffff850400010000
+	parent := []byte{1, 8, 3, 0, 8, 0x34, 2, 0, 4, 0x72}
+	child := []byte{1 | 4<<3, 4, 1, 0, 4, 0x32, 0, 0, 0x00, 0x10, 0, 0, 0x00, 0x11, 0, 0, 0x00, 0x18, 0, 0}
+	stack := make([]byte, 0x200)
+	binary.LittleEndian.PutUint64(stack[0x60:], base+0x1050)
+	f.Add(synthX64([][3]uint32{{0x1000, 0x1100, 0x1800}, {0x1100, 0x1200, 0x1840}}, map[uint32][]byte{0x1800: parent, 0x1840: child}), stack, uint8(0), uint16(0x150))
+	f.Add(synthX64([][3]uint32{{0x1000, 0x1100, 0x1800}}, map[uint32][]byte{0x1800: {1, 4, 2, 0, 4, 0x22, 0, 0x1A}}), stack, uint8(0), uint16(0x40))
+	arm := synthX64(nil, nil)
+	binary.LittleEndian.PutUint16(arm[0x44:], 0xAA64)
+	binary.LittleEndian.PutUint32(arm[0x58+112+3*8+4:], 16)
+	binary.LittleEndian.PutUint64(arm[0x2800:], 0x1000|uint64(1|0x40<<2|3<<16|1<<21|0x20<<23)<<32) // packed: RegI 3, CR 1
+	binary.LittleEndian.PutUint64(arm[0x2808:], 0x1400|uint64(0x1800)<<32)                           // .xdata at 0x1800
+	f.Add(arm, stack, uint8(2), uint16(0x20))
+	f.Fuzz(func(t *testing.T, img, stk []byte, machine uint8, ip uint16) {
+		if len(img) > 1<<16 || len(stk) > 1<<14 {
+			return
+		}
+		mem := &testMem{}
+		mem.add(base, img)
+		mem.add(sp, stk)
+		m := []kdump.Machine{kdump.MachineAMD64, kdump.MachineI386, kdump.MachineARM64}[int(machine)%3]
+		c := &kdump.Context{Machine: m, PC: base + 0x1000 + uint64(ip)%0x1000}
+		c.GPR[spReg(m)] = sp
+		c.GPR[kdump.RegRBP] = sp + 16
+		c.GPR[kdump.RegARM64FP] = sp + 16
+		c.GPR[kdump.RegARM64LR] = base + 0x1100
+		mods := []kdump.Module{{Name: "hostile.sys", Base: base, Size: uint32(max(len(img), 0x3000))}}
+		frames, err := Walk(context.Background(), Input{Context: c, Memory: mem, Modules: mods, Images: MemoryImages{Memory: mem}, MaxFrames: 32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(frames) == 0 || len(frames) > 32 {
+			t.Fatalf("%d frames", len(frames))
+		}
+		for i := 1; i < len(frames); i++ {
+			leaf := i == 1 && m == kdump.MachineARM64 && frames[i].SP == frames[i-1].SP
+			if frames[i].FoundBy != FoundByTrapFrame && frames[i].SP <= frames[i-1].SP && !leaf {
+				t.Fatalf("frame %d: SP %#x after %#x (%v)", i, frames[i].SP, frames[i-1].SP, frames[i])
+			}
+		}
+	})
+}

@@ -105,37 +105,29 @@ func unwindX64(img *pe.File, base uint64, regs *kdump.Context, valid RegSet, mem
 		return c, out, false, cerr
 	}
 	off := rva - rf.Begin
-	primary := chain[0]
 	// Epilog: if the code at RIP is the rest of an epilog, emulate it.
 	if atIP {
 		if done, eerr := emulateEpilogX64(img, rva, &c, read); eerr == nil && done {
 			return c, out, false, nil
 		}
 	}
-	// The establisher frame: RSP, or the frame register minus its offset
-	// once SET_FPREG has run.
-	frameBase := c.GPR[kdump.RegRSP]
-	if primary.HasFrameRegister() {
-		established := off >= uint32(primary.SizeOfProlog) || primary.Chained != nil
-		if !established {
-			for _, code := range primary.Codes {
-				if (code.Op == pe.UWOP_SET_FPREG || code.Op == pe.UWOP_SET_FPREG_LARGE) && uint32(code.CodeOffset) <= off {
-					established = true
-				}
-			}
-		}
-		if established {
-			fo := uint64(primary.FrameOffset)
-			for _, code := range primary.Codes {
+	for i, ui := range chain {
+		inProlog := i == 0 && off < uint32(ui.SizeOfProlog)
+		// Each UNWIND_INFO of a chain has its own establisher frame, the
+		// base of its SAVE_NONVOL and SAVE_XMM128 offsets: RSP as left by
+		// the codes undone so far, or the frame register minus its offset
+		// once SET_FPREG has run (always, for a chained parent: the IP is
+		// past its prolog).
+		frameBase := c.GPR[kdump.RegRSP]
+		if ui.HasFrameRegister() && frameEstablished(ui, off, i == 0) {
+			fo := uint64(ui.FrameOffset)
+			for _, code := range ui.Codes {
 				if code.Op == pe.UWOP_SET_FPREG_LARGE {
 					fo = uint64(code.Value)
 				}
 			}
-			frameBase = c.GPR[primary.FrameRegister] - fo
+			frameBase = c.GPR[ui.FrameRegister] - fo
 		}
-	}
-	for i, ui := range chain {
-		inProlog := i == 0 && off < uint32(ui.SizeOfProlog)
 		for _, code := range ui.Codes {
 			if code.Op == pe.UWOP_EPILOG || code.Op == pe.UWOP_SPARE_CODE {
 				continue
@@ -194,6 +186,22 @@ func unwindX64(img *pe.File, base uint64, regs *kdump.Context, valid RegSet, mem
 	c.PC = ra
 	c.GPR[kdump.RegRSP] += 8
 	return c, out, false, nil
+}
+
+// frameEstablished reports whether ui's frame register holds the frame at
+// offset off into the function: past the prolog, in a chained entry, or
+// once the prolog's SET_FPREG has run. Only the first UNWIND_INFO of a
+// chain can be in its prolog.
+func frameEstablished(ui *pe.UnwindInfo, off uint32, first bool) bool {
+	if !first || off >= uint32(ui.SizeOfProlog) || ui.Chained != nil {
+		return true
+	}
+	for _, code := range ui.Codes {
+		if (code.Op == pe.UWOP_SET_FPREG || code.Op == pe.UWOP_SET_FPREG_LARGE) && uint32(code.CodeOffset) <= off {
+			return true
+		}
+	}
+	return false
 }
 
 // emulateEpilogX64 recognises an epilog at rva (add rsp,imm / lea rsp,[fp+d],
