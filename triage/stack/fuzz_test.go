@@ -71,7 +71,7 @@ func FuzzWalkImage(f *testing.F) {
 	binary.LittleEndian.PutUint16(arm[0x44:], 0xAA64)
 	binary.LittleEndian.PutUint32(arm[0x58+112+3*8+4:], 16)
 	binary.LittleEndian.PutUint64(arm[0x2800:], 0x1000|uint64(1|0x40<<2|3<<16|1<<21|0x20<<23)<<32) // packed: RegI 3, CR 1
-	binary.LittleEndian.PutUint64(arm[0x2808:], 0x1400|uint64(0x1800)<<32)                           // .xdata at 0x1800
+	binary.LittleEndian.PutUint64(arm[0x2808:], 0x1400|uint64(0x1800)<<32)                         // .xdata at 0x1800
 	f.Add(arm, stack, uint8(2), uint16(0x20))
 	f.Fuzz(func(t *testing.T, img, stk []byte, machine uint8, ip uint16) {
 		if len(img) > 1<<16 || len(stk) > 1<<14 {
