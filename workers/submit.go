@@ -27,8 +27,10 @@ type Meta struct {
 type SubmitOptions struct {
 	// BytesPerSecond caps the upload bandwidth (0: unlimited).
 	BytesPerSecond int64
-	// ChunkSize is the object store chunk size (default 512 KiB; the
-	// server's max_payload must be larger).
+	// ChunkSize is the object store chunk size. Default: one chunk for a
+	// dump up to 512 KiB (a small memory dump travels as one message),
+	// 128 KiB chunks for larger dumps (the reading worker's buffers scale
+	// with the chunk size). The server's max_payload must be larger.
 	ChunkSize uint32
 	// Timeout bounds the job publish (default 10s).
 	Timeout time.Duration
@@ -42,14 +44,34 @@ type Submitter struct {
 	opts SubmitOptions
 }
 
+// maxUploadInFlight bounds the chunks an upload has in flight: the client
+// holds them until acknowledged (16 x 128 KiB = 2 MiB on an endpoint) and
+// the server refuses more than it can queue (429 too many requests).
+const maxUploadInFlight = 16
+
 // NewSubmitter binds the object store bucket DumpBucket.
 func NewSubmitter(ctx context.Context, js jetstream.JetStream, opts SubmitOptions) (*Submitter, error) {
+	// A JetStream context of our own caps the asynchronous chunk publishes.
+	jo := js.Options()
+	jopts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncMaxPending(maxUploadInFlight)}
+	if jo.DefaultTimeout > 0 {
+		jopts = append(jopts, jetstream.WithDefaultTimeout(jo.DefaultTimeout))
+	}
+	var err error
+	switch {
+	case jo.Domain != "":
+		js, err = jetstream.NewWithDomain(js.Conn(), jo.Domain, jopts...)
+	case jo.APIPrefix != "" && jo.APIPrefix != "$JS.API.":
+		js, err = jetstream.NewWithAPIPrefix(js.Conn(), jo.APIPrefix, jopts...)
+	default:
+		js, err = jetstream.New(js.Conn(), jopts...)
+	}
+	if err != nil {
+		return nil, err
+	}
 	obs, err := js.ObjectStore(ctx, DumpBucket)
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", DumpBucket, err)
-	}
-	if opts.ChunkSize == 0 {
-		opts.ChunkSize = 512 << 10
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
@@ -157,11 +179,14 @@ func (s *Submitter) upload(ctx context.Context, path, sum string) error {
 	if s.opts.BytesPerSecond > 0 {
 		r = NewRateReader(ctx, r, s.opts.BytesPerSecond)
 	}
-	info, err := s.obs.Put(ctx, jetstream.ObjectMeta{
-		Name:        sum,
-		Description: filepath.Base(path),
-		Opts:        &jetstream.ObjectMetaOptions{ChunkSize: s.opts.ChunkSize},
-	}, r)
+	chunk := s.opts.ChunkSize
+	if chunk == 0 {
+		chunk = 128 << 10
+		if fi, err := f.Stat(); err == nil && fi.Size() <= 512<<10 {
+			chunk = uint32(max(fi.Size(), 1))
+		}
+	}
+	info, err := putObject(ctx, s.js, sum, filepath.Base(path), chunk, maxUploadInFlight, r)
 	if err != nil {
 		return fmt.Errorf("uploading %s: %w", path, err)
 	}
