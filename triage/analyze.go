@@ -25,6 +25,39 @@ type Symbolizer interface {
 	Symbolize(ctx context.Context, m kdump.Module, rva uint64) (function string, offset uint64, ok bool)
 }
 
+// SourceSymbolizer is a Symbolizer that also knows source positions.
+// Analyze uses it, when Options.Symbols implements it, to give kernel
+// frames a source file and line as user-mode frames have. FromSymbols
+// returns one.
+type SourceSymbolizer interface {
+	Symbolizer
+	// SymbolizeSource is Symbolize with the address's source position:
+	// sym.File is "" (and sym.Line 0) when the symbols have no line
+	// information for it. ok is false when no symbols cover the address.
+	SymbolizeSource(ctx context.Context, m kdump.Module, rva uint64) (sym SourceSymbol, ok bool)
+}
+
+// SourceSymbol is a symbolised address with its source position.
+type SourceSymbol struct {
+	Function string // function name
+	Offset   uint64 // from the function's start
+	File     string // source file; "" when unknown
+	Line     int    // source line; 0 when unknown
+}
+
+// symbolize names rva in m with s, with the source position when s is a
+// SourceSymbolizer. ok is false without symbols for the address.
+func symbolize(ctx context.Context, s Symbolizer, m kdump.Module, rva uint64) (SourceSymbol, bool) {
+	if s == nil {
+		return SourceSymbol{}, false
+	}
+	if ss, ok := s.(SourceSymbolizer); ok {
+		return ss.SymbolizeSource(ctx, m, rva)
+	}
+	fn, off, ok := s.Symbolize(ctx, m, rva)
+	return SourceSymbol{Function: fn, Offset: off}, ok
+}
+
 // SourceInfo identifies the file a dump was read from. Analyze copies it
 // into the report: it does not read the file again (hashing a 32 GiB
 // MEMORY.DMP is the caller's choice).
@@ -541,11 +574,12 @@ func (a *kernelAnalysis) nameFrame(i int, r rawFrame) Frame {
 	fr.Image = imageName(m, a.f.Machine(), a.f.Header().PaeEnabled)
 	fr.Offset = &off
 	fr.Symbol = fmt.Sprintf("%s+0x%x", fr.Module, uint64(off))
-	if a.opts.Symbols != nil {
-		if fn, foff, ok := a.opts.Symbols.Symbolize(a.ctx, *m, uint64(off)); ok {
-			fo := Hex(foff)
-			fr.Function, fr.FuncOffset = fn, &fo
-			fr.Symbol = fmt.Sprintf("%s!%s+0x%x", fr.Module, fn, foff)
+	if sym, ok := symbolize(a.ctx, a.opts.Symbols, *m, uint64(off)); ok && sym.Function != "" {
+		fo := Hex(sym.Offset)
+		fr.Function, fr.FuncOffset = sym.Function, &fo
+		fr.Symbol = fmt.Sprintf("%s!%s+0x%x", fr.Module, sym.Function, sym.Offset)
+		if sym.File != "" && sym.Line > 0 {
+			fr.SourceFile, fr.SourceLine = sym.File, sym.Line
 		}
 	}
 	return fr

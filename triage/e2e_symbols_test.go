@@ -90,6 +90,11 @@ func logStack(t testing.TB, rep *triage.Report) {
 // whether functions must be named (with symbols) or left module+0xrva.
 // foundBy, when set, overrides the expected way frames below the top
 // were found.
+// asmRoutines are the functions of testdata/drivers/unwind.S (its .globl
+// labels), assembled without line information.
+var asmRoutines = map[string]bool{"AsmFramePointer": true, "AsmTrapHandler": true, "AsmInterrupted": true,
+	"AsmInterruptedAt": true, "AsmFarSaves": true, "LeafTouchAsm": true}
+
 func checkFrames(t *testing.T, rep *triage.Report, want []drvtest.Frame, named bool, foundBy string) {
 	t.Helper()
 	if len(rep.Stack) != len(want) {
@@ -113,6 +118,16 @@ func checkFrames(t *testing.T, rep *triage.Report, want []drvtest.Frame, named b
 		}
 		if named && (fr.FuncOffset == nil || uint64(*fr.FuncOffset) != w.Offset) {
 			t.Errorf("frame %d: function offset %v, want %#x", i, fr.FuncOffset, w.Offset)
+		}
+		// kdtdrv.c is compiled with CodeView line information, unwind.S
+		// without: C frames carry their source line, assembly ones none.
+		switch {
+		case !named || asmRoutines[w.Function]:
+			if fr.SourceFile != "" || fr.SourceLine != 0 {
+				t.Errorf("frame %d %s: source %s:%d, want none", i, fr.Symbol, fr.SourceFile, fr.SourceLine)
+			}
+		case !strings.HasSuffix(strings.ReplaceAll(fr.SourceFile, `\`, "/"), "/kdtdrv.c") || fr.SourceLine <= 0:
+			t.Errorf("frame %d %s: source %q line %d, want kdtdrv.c and a line", i, fr.Symbol, fr.SourceFile, fr.SourceLine)
 		}
 	}
 }

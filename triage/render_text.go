@@ -140,11 +140,16 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 		if fr.Blamed {
 			mark += " <-- blamed"
 		}
-		p("%s %s : %s%s\n", addr(fr.SP), addr(ret), windbgSymbol(fr, wide), mark)
+		p("%s %s : %s%s%s\n", addr(fr.SP), addr(ret), windbgSymbol(fr, wide), sourcePos(fr), mark)
 	}
 	p("\n\n")
 
 	c := &r.Culprit
+	if c.Frame >= 0 && c.Frame < len(r.Stack) && r.Stack[c.Frame].SourceFile != "" {
+		fr := &r.Stack[c.Frame]
+		field("FAULTING_SOURCE_FILE", fr.SourceFile)
+		field("FAULTING_SOURCE_LINE_NUMBER", strconv.Itoa(fr.SourceLine))
+	}
 	field("SYMBOL_NAME", c.Symbol)
 	field("MODULE_NAME", c.Module)
 	field("IMAGE_NAME", c.Image)
@@ -254,6 +259,15 @@ func windbgSymbol(fr Frame, wide bool) string {
 		return "0x" + hexAddr(fr.IP, wide)
 	}
 	return fr.Symbol
+}
+
+// sourcePos is the " [file @ line]" WinDbg's stack text appends to a frame
+// whose symbols have line information; "" without.
+func sourcePos(fr Frame) string {
+	if fr.SourceFile == "" {
+		return ""
+	}
+	return fmt.Sprintf(" [%s @ %d]", fr.SourceFile, fr.SourceLine)
 }
 
 // writeRegs prints registers three to a line in a stable order, each with

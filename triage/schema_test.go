@@ -161,6 +161,15 @@ func TestReportSchema(t *testing.T) {
 		}
 		check(c.name, buf.Bytes())
 	}
+	// The exception object is described field by field: an unknown field
+	// or access type is caught.
+	exc := schema["properties"].(map[string]any)["exception"].(map[string]any)
+	bad := map[string]any{"code": "0xc0000005", "name": "", "flags": "0x0", "address": "0x1", "number_parameters": 2.0,
+		"params": []any{"0x1", "0x0"}, "thread_id": 1.0, "reason": "", "crash_address": "0x0", "class": "NULL_POINTER_READ",
+		"access": "sideways", "extra": 1.0}
+	if errs := validate(schema, exc, bad, "$.exception"); len(errs) != 2 {
+		t.Errorf("exception schema: %d errors, want 2 (access, extra): %v", len(errs), errs)
+	}
 	// A report that breaks the schema is caught.
 	if errs := validate(schema, schema, map[string]any{"schema_version": 2.0}, "$"); len(errs) < 5 {
 		t.Errorf("validator accepted a broken report: %v", errs)

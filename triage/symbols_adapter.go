@@ -22,13 +22,20 @@ func FromSymbols(s *symbols.Symbolizer) Symbolizer {
 
 // Symbolize implements Symbolizer.
 func (a symbolsAdapter) Symbolize(ctx context.Context, m kdump.Module, rva uint64) (string, uint64, bool) {
-	name := m.Path
-	if name == "" {
-		name = m.Name
-	}
-	sym, err := a.s.Symbolize(ctx, symbols.ModuleID{Name: name, Base: m.Base, Size: m.Size, TimeDateStamp: m.TimeDateStamp}, rva)
+	sym, ok := a.SymbolizeSource(ctx, m, rva)
+	return sym.Function, sym.Offset, ok
+}
+
+// SymbolizeSource implements SourceSymbolizer: the function, and the source
+// file and line when the PDB (or Breakpad file) has line information.
+func (a symbolsAdapter) SymbolizeSource(ctx context.Context, m kdump.Module, rva uint64) (SourceSymbol, bool) {
+	sym, err := a.s.Symbolize(ctx, moduleID(&m, nil), rva)
 	if err != nil || sym.Function == "" {
-		return "", 0, false
+		return SourceSymbol{}, false
 	}
-	return sym.Function, sym.Offset, true
+	out := SourceSymbol{Function: sym.Function, Offset: sym.Offset}
+	if sym.File != "" && sym.Line > 0 {
+		out.File, out.Line = sym.File, int(sym.Line)
+	}
+	return out, true
 }

@@ -96,8 +96,8 @@ func (u *umSymbols) lookup(ctx context.Context, i int, rva uint64) umSymbol {
 	if u.generic == nil {
 		return umSymbol{}
 	}
-	fn, off, ok := u.generic.Symbolize(ctx, u.mods[i], rva)
-	return umSymbol{function: fn, offset: off, ok: ok}
+	sym, ok := symbolize(ctx, u.generic, u.mods[i], rva)
+	return umSymbol{function: sym.Function, offset: sym.Offset, file: sym.File, line: sym.Line, ok: ok}
 }
 
 // Rules implements stack.CFI from the modules' Breakpad .sym files: STACK
