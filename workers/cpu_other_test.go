@@ -5,5 +5,3 @@ package workers
 import "time"
 
 func cpuTime() time.Duration { return 0 }
-
-func maxRSS() int64 { return 0 }

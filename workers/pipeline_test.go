@@ -464,3 +464,26 @@ func TestRetention(t *testing.T) {
 		t.Errorf("%d reports after retention", n)
 	}
 }
+
+// TestResubmitAfterTransientFailure: a dump that was dead-lettered for a
+// transient reason is analysed again when it is submitted again; one that
+// failed permanently is not.
+func TestResubmitAfterTransientFailure(t *testing.T) {
+	files := corpusKernel(t)
+	fa := &flakyAnalyzer{Analyzer: triageAnalyzer(t, ""), n: 1}
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: fa, Config: Config{MaxDeliver: 1}})
+	res := e.submitAll(files[:1], Meta{})
+	waitFor(t, 30*time.Second, "failure report", func() bool { return e.streamMsgs(ReportStream) == 1 })
+	// Past the duplicate window: a new job for the same dump.
+	j := &Job{SHA256: res[0].SHA256, Size: res[0].Size, SubmittedAt: time.Now()}
+	m, _ := j.msg()
+	m.Header.Set(nats.MsgIdHdr, "again")
+	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "second report", func() bool { return e.streamMsgs(ReportStream) == 2 })
+	reps := e.reports()
+	if reps[0].Envelope.Status != StatusFailed || reps[0].Envelope.Permanent || reps[1].Envelope.Status != StatusOK {
+		t.Errorf("reports: %s/%v then %s", reps[0].Envelope.Status, reps[0].Envelope.Permanent, reps[1].Envelope.Status)
+	}
+}

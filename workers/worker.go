@@ -21,15 +21,18 @@ import (
 // State is the analysis state of one dump, kept in StateBucket under its
 // SHA-256.
 type State struct {
-	Status      string    `json:"status"` // StatusOK or StatusFailed
-	ReportID    string    `json:"report_id"`
-	RuleSetHash string    `json:"rule_set_hash,omitempty"`
-	Analyzer    string    `json:"analyzer,omitempty"`
-	Bucket      string    `json:"failure_bucket_id,omitempty"`
-	Hash        string    `json:"failure_id_hash,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	AnalyzedAt  time.Time `json:"analyzed_at"`
-	Job         Job       `json:"job"`
+	Status      string `json:"status"` // StatusOK or StatusFailed
+	ReportID    string `json:"report_id"`
+	RuleSetHash string `json:"rule_set_hash,omitempty"`
+	Analyzer    string `json:"analyzer,omitempty"`
+	Bucket      string `json:"failure_bucket_id,omitempty"`
+	Hash        string `json:"failure_id_hash,omitempty"`
+	Error       string `json:"error,omitempty"`
+	// Permanent marks a failure that is a property of the dump; a new
+	// submission of a dump whose failure was not permanent is analysed again.
+	Permanent  bool      `json:"permanent,omitempty"`
+	AnalyzedAt time.Time `json:"analyzed_at"`
+	Job        Job       `json:"job"`
 }
 
 // PoolOptions configure a worker pool.
@@ -188,7 +191,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, log zerolog.Logger
 		p.retry(msg, md, log, err)
 		return
 	}
-	if prev != nil && (!job.Reprocess || (!job.Force && prev.RuleSetHash == p.opts.Analyzer.RuleSetHash() && prev.Analyzer == p.opts.Analyzer.Version())) {
+	if skip(prev, &job, p.opts.Analyzer) {
 		log.Debug().Str("report", prev.ReportID).Msg("already analysed: skipped")
 		p.m.Add(metricJobs, `outcome="skipped"`, "Jobs processed by outcome.", 1)
 		p.ack(jctx, msg, log)
@@ -244,6 +247,19 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg, log zerolog.Logger
 	default:
 		p.retry(msg, md, log, aerr)
 	}
+}
+
+// skip reports whether a job needs no analysis: a new submission of a dump
+// that already has a report (or a permanent failure), or a reprocessing job
+// (without Force) whose rule set and analyzer have not changed.
+func skip(prev *State, job *Job, an Analyzer) bool {
+	if prev == nil {
+		return false
+	}
+	if !job.Reprocess {
+		return prev.Status == StatusOK || prev.Permanent
+	}
+	return !job.Force && prev.RuleSetHash == an.RuleSetHash() && prev.Analyzer == an.Version()
 }
 
 func gen(j *Job) int64 {
@@ -319,7 +335,7 @@ func publishReport(ctx context.Context, as *Assets, env *Envelope, job *Job, err
 	}
 	st := State{
 		Status: env.Status, ReportID: env.ReportID, RuleSetHash: env.RuleSetHash, Analyzer: env.Analyzer,
-		Bucket: env.Bucket, Hash: env.Hash, Error: errText, AnalyzedAt: env.AnalyzedAt, Job: env.Dump,
+		Bucket: env.Bucket, Hash: env.Hash, Error: errText, Permanent: env.Permanent, AnalyzedAt: env.AnalyzedAt, Job: env.Dump,
 	}
 	st.Job.Reprocess, st.Job.Force = false, false
 	data, err := json.Marshal(st)
