@@ -260,6 +260,35 @@ func TestCorpusTriageX64Facts(t *testing.T) {
 	}
 }
 
+// TestCorpusCrashingProcessor: in every corpus triage dump, the two ways
+// of finding the crashing CPU (the PRCB copy's slot in KiProcessorBlock,
+// and KPRCB.Number) agree wherever both are recorded.
+func TestCorpusCrashingProcessor(t *testing.T) {
+	dir := corpusDir(t)
+	paths, _ := filepath.Glob(filepath.Join(dir, "kernel", "*.dmp"))
+	both := 0
+	for _, p := range paths {
+		f, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpu, err := f.CrashingProcessor()
+		if err != nil || cpu < 0 || cpu >= int(f.Header().NumberProcessors) {
+			t.Errorf("%s: CrashingProcessor %d, %v", filepath.Base(p), cpu, err)
+		}
+		if n := f.triage.cpuNumber; f.triage.prcbVA != 0 && n >= 0 {
+			both++
+			if n != cpu {
+				t.Errorf("%s: KiProcessorBlock slot %d, KPRCB.Number %d", filepath.Base(p), cpu, n)
+			}
+		}
+		f.Close()
+	}
+	if both == 0 {
+		t.Error("no corpus dump records both")
+	}
+}
+
 // TestCorpusMalformed: every malformed file gives a typed error, no panic.
 func TestCorpusMalformed(t *testing.T) {
 	dir := corpusDir(t)

@@ -41,6 +41,7 @@ type KDBG struct {
 	SizePrcb                         uint16
 	OffsetPrcbCurrentThread          uint16
 	OffsetPrcbProcStateContext       uint16
+	OffsetPrcbNumber                 uint16 // KPRCB.Number, the processor's index
 	SizeEThread                      uint16
 	OffsetPrcbContext                uint16 // Win7 and later
 	OffsetKThreadStackLimit          uint32
@@ -100,6 +101,7 @@ func ParseKDBG(b []byte, va uint64) (*KDBG, error) {
 	k.SizePrcb = u16(0x2B0)
 	k.OffsetPrcbCurrentThread = u16(0x2B4)
 	k.OffsetPrcbProcStateContext = u16(0x2BC)
+	k.OffsetPrcbNumber = u16(0x2BE)
 	k.SizeEThread = u16(0x2C0)
 	k.OffsetPrcbContext = u16(0x338)
 	k.OffsetKThreadStackLimit = u32(0x340)

@@ -334,13 +334,14 @@ func (f *File) kernelCurrentThread() (thread, process uint64, err error) {
 	return c.thread, c.process, nil
 }
 
-// CrashingProcessor returns the index of the processor that crashed: the
-// one whose saved PRCB context has the header context's stack pointer
-// (CPU 0 when none matches). It needs the KDBG block of a memory-bearing
-// dump; triage dumps hold only the crashing CPU's PRCB and give 0.
+// CrashingProcessor returns the index of the processor that crashed. In
+// memory-bearing dumps it is the one whose saved PRCB context has the
+// header context's stack pointer (CPU 0 when none matches). In triage
+// dumps it is the slot of KiProcessorBlock that holds the address of the
+// PRCB copy, when the data blocks record both.
 func (f *File) CrashingProcessor() (int, error) {
 	if f.triage != nil {
-		return 0, nil
+		return f.triage.crashingCPU(f)
 	}
 	if f.md() == nil {
 		return 0, formatErr(-1, "processors", "%v dumps hold no memory", f.hdr.DumpType).wrap(ErrNotPresent)

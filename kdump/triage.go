@@ -83,6 +83,8 @@ type triageDump struct {
 	// (KPRCB.ProcessorState.ContextFrame) of kernels whose KDBG gives no
 	// KPRCB.Context offset (before Windows 7); nil otherwise.
 	prcbInlineContext []byte
+	// cpuNumber is KPRCB.Number read from the PRCB copy, -1 when unknown.
+	cpuNumber int
 	// processSize is the size of the process copy (KDBG SizeEProcess),
 	// 0 when the dump holds none.
 	processSize int64
@@ -122,7 +124,7 @@ func (f *File) parseTriage() error {
 	}
 	le := binary.LittleEndian
 	u32 := func(o int) uint32 { return le.Uint32(b[o:]) }
-	t := &triageDump{}
+	t := &triageDump{cpuNumber: -1}
 	h := &t.hdr
 	h.ServicePackBuild, h.SizeOfDump, h.ValidOffset = u32(0), u32(4), u32(8)
 	h.ContextOffset, h.ExceptionOffset, h.MmOffset = u32(0xC), u32(0x10), u32(0x14)
@@ -475,6 +477,11 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 		}
 	}
 	t.threadVA = ptrAt(prcb, cur, ptr)
+	if o := int(k.OffsetPrcbNumber); o != 0 && o+2 <= len(prcb) {
+		if n := int(binary.LittleEndian.Uint16(prcb[o:])); n < int(f.hdr.NumberProcessors) && f.hdr.NumberProcessors <= maxProcessors {
+			t.cpuNumber = n
+		}
+	}
 	if k.OffsetPrcbContext != 0 {
 		t.prcbContext = ptrAt(prcb, int(k.OffsetPrcbContext), ptr)
 	} else if o, n := int(k.OffsetPrcbProcStateContext), ContextSize(f.hdr.Machine); o != 0 && n != 0 && o+n <= len(prcb) {
@@ -500,4 +507,28 @@ func (t *triageDump) findObjects(f *File, is64 bool) error {
 		}
 	}
 	return nil
+}
+
+// crashingCPU finds the PRCB copy's address in the KiProcessorBlock array
+// (dump-formats §3.6: the array is one of the data blocks), or else reads
+// KPRCB.Number from the copy (at KDBG OffsetPrcbNumber).
+func (t *triageDump) crashingCPU(f *File) (int, error) {
+	if k := t.kdbg; t.prcbVA != 0 && k != nil && k.KiProcessorBlock != 0 {
+		n := f.hdr.NumberProcessors
+		if n == 0 || n == pageFill || n > maxProcessors {
+			n = maxProcessors
+		}
+		ptr := f.ptrSize()
+		arr := make([]byte, int(n)*ptr)
+		got, _ := t.mem.ReadVirtual(arr, k.KiProcessorBlock)
+		for i := 0; (i+1)*ptr <= got; i++ {
+			if ptrAt(arr, i*ptr, ptr) == t.prcbVA {
+				return i, nil
+			}
+		}
+	}
+	if t.cpuNumber >= 0 {
+		return t.cpuNumber, nil
+	}
+	return 0, formatErr(int64(t.hdr.PrcbOffset), "PRCB copy", "the dump does not record which processor's PRCB was copied").wrap(ErrNotPresent)
 }

@@ -78,8 +78,8 @@ func TestTriageArches(t *testing.T) {
 				if name, err := f.ProcessName(); err != nil || name != want {
 					t.Errorf("ProcessName %q, %v; want %q", name, err, want)
 				}
-				if cpu, err := f.CrashingProcessor(); cpu != 0 || err != nil {
-					t.Errorf("CrashingProcessor %d, %v", cpu, err)
+				if cpu, err := f.CrashingProcessor(); cpu != facts.CrashCPU || err != nil {
+					t.Errorf("CrashingProcessor %d, %v; want %d", cpu, err, facts.CrashCPU)
 				}
 			})
 		}
@@ -455,5 +455,45 @@ func TestTriageSlicesAreCopies(t *testing.T) {
 	un, _ = f.UnloadedModules()
 	if mods[0].Name != facts.Modules[0].Name || un[0].Name != facts.Unloaded[0].Name || f.DataBlocks()[0].Address == 1 {
 		t.Errorf("a caller's change showed through: %q %q %#x", mods[0].Name, un[0].Name, f.DataBlocks()[0].Address)
+	}
+}
+
+// TestTriageCrashingProcessor: the crashing CPU comes from the PRCB copy's
+// slot in KiProcessorBlock, else from KPRCB.Number.
+func TestTriageCrashingProcessor(t *testing.T) {
+	tests := []struct {
+		name             string
+		arch             kdumptest.Arch
+		noArray, noIndex bool
+	}{
+		{"x64 both", kdumptest.AMD64, false, false},
+		{"x64 KPRCB.Number only", kdumptest.AMD64, true, false},
+		{"x86 KPRCB.Number only", kdumptest.X86, true, false},
+		{"arm KiProcessorBlock only", kdumptest.ARM, false, true},
+		{"arm64 neither", kdumptest.ARM64, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			im, facts := build(t, kdumptest.Spec{Arch: tc.arch, Kind: kdumptest.Triage, Processors: 6, CrashCPU: 4})
+			kd := int64(openImage(t, im).Triage().DebuggerDataOffset)
+			if tc.noArray {
+				patch64(im, kd+0x218, 0x1000) // KiProcessorBlock: nowhere
+			}
+			if tc.noIndex {
+				im.WriteAt([]byte{0, 0}, kd+0x2BE) // OffsetPrcbNumber
+			}
+			f := openImage(t, im)
+			cpu, err := f.CrashingProcessor()
+			if tc.noArray && tc.noIndex {
+				var fe *FormatError
+				if !IsNotPresent(err) || !errors.As(err, &fe) {
+					t.Errorf("CrashingProcessor %d, %v; want a not-present error", cpu, err)
+				}
+				return
+			}
+			if err != nil || cpu != facts.CrashCPU {
+				t.Errorf("CrashingProcessor %d, %v; want %d", cpu, err, facts.CrashCPU)
+			}
+		})
 	}
 }

@@ -66,6 +66,7 @@ type layout struct {
 	ptr                                                             int
 	ldrSize, ldrDllBase, ldrEntry, ldrSizeOfImage, ldrFull, ldrBase int
 	prcbSize, prcbCurThread, prcbIdle, prcbCtxPtr, prcbInlineCtx    int
+	prcbNumber                                                      int
 	thSize, thInitialStack, thStackLimit, thStackBase, thKernStack  int
 	thApcProcess, thTeb                                             int
 	procSize, procDTB, procPid, procLinks, procImageName            int
@@ -77,7 +78,7 @@ func layoutFor(a Arch, build uint32) layout {
 	case AMD64, ARM64:
 		l := layout{ptr: 8,
 			ldrSize: 0xA0, ldrDllBase: 0x30, ldrEntry: 0x38, ldrSizeOfImage: 0x40, ldrFull: 0x48, ldrBase: 0x58,
-			prcbSize: 0x800, prcbCurThread: 8, prcbIdle: 0x18, prcbCtxPtr: 0x700, prcbInlineCtx: 0x100,
+			prcbSize: 0x800, prcbCurThread: 8, prcbIdle: 0x18, prcbCtxPtr: 0x700, prcbInlineCtx: 0x100, prcbNumber: 0x24,
 			thSize: 0x898, thInitialStack: 0x28, thStackLimit: 0x30, thStackBase: 0x38, thKernStack: 0x58, thApcProcess: 0xB8, thTeb: 0xF0,
 			procSize: 0xA40, procDTB: 0x28, procPid: 0x440, procLinks: 0x448, procImageName: 0x5A8,
 			ctxSize: 0x4D0, unlStride: 0x28}
@@ -99,7 +100,7 @@ func layoutFor(a Arch, build uint32) layout {
 	}
 	l := layout{ptr: 4,
 		ldrSize: 0x50, ldrDllBase: 0x18, ldrEntry: 0x1C, ldrSizeOfImage: 0x20, ldrFull: 0x24, ldrBase: 0x2C,
-		prcbSize: 0x600, prcbCurThread: 4, prcbIdle: 8, prcbCtxPtr: 0x5F0, prcbInlineCtx: 0x18,
+		prcbSize: 0x600, prcbCurThread: 4, prcbIdle: 8, prcbCtxPtr: 0x5F0, prcbInlineCtx: 0x18, prcbNumber: 0x3CC,
 		thSize: 0x300, thInitialStack: 0x18, thStackLimit: 0x1C, thStackBase: 0x190, thKernStack: 0x30, thApcProcess: 0x50, thTeb: 0x88,
 		procSize: 0x300, procDTB: 0x18, procPid: 0xB4, procLinks: 0xB8, procImageName: 0x174,
 		ctxSize: 0x2CC, unlStride: 0x18}
@@ -390,6 +391,7 @@ func buildObjects(s Spec) (*objects, error) {
 		}
 		o.putPtr(prcb+uint64(lay.prcbCurThread), th)
 		o.putPtr(prcb+uint64(lay.prcbIdle), th)
+		o.v.write(prcb+uint64(lay.prcbNumber), []byte{byte(i), byte(i >> 8)}) // KPRCB.Number (u16)
 		ctx := contextRecord(s.Arch, lay.ctxSize, ip, sp, sp+0x40)
 		o.ctxs = append(o.ctxs, ctx)
 		if s.InlinePrcbContext {
@@ -485,6 +487,7 @@ func buildObjects(s Spec) (*objects, error) {
 	p16(0x2B0, lay.prcbSize)
 	p16(0x2B4, lay.prcbCurThread)
 	p16(0x2BC, lay.prcbInlineCtx)
+	p16(0x2BE, lay.prcbNumber)
 	p16(0x2C0, lay.thSize)
 	if !s.InlinePrcbContext {
 		p16(0x338, lay.prcbCtxPtr)
