@@ -14,8 +14,6 @@ func (f *File) ProcessorContext() (*Context, error) {
 	if err != nil {
 		return nil, err
 	}
-	var prcb uint64
-	ptr := f.hdr.Machine.PointerSize()
 	var ctxVA uint64
 	if f.triage != nil {
 		// The triage dump's PRCB copy holds the pointer (or the inline
@@ -23,8 +21,7 @@ func (f *File) ProcessorContext() (*Context, error) {
 		if b := f.triage.prcbInlineContext; b != nil {
 			return ParseContext(f.hdr.Machine, b)
 		}
-		ctxVA = f.triage.prcbContext
-		if ctxVA == 0 {
+		if ctxVA = f.triage.prcbContext; ctxVA == 0 {
 			return nil, formatErr(int64(f.triage.hdr.PrcbOffset), "PRCB copy", "KPRCB.Context is not recorded").wrap(ErrNotPresent)
 		}
 	} else {
@@ -32,22 +29,20 @@ func (f *File) ProcessorContext() (*Context, error) {
 		if err != nil {
 			return nil, err
 		}
-		prcb = c.prcb
-	}
-	switch {
-	case ctxVA != 0:
-	case k.OffsetPrcbContext != 0:
-		ctxVA, err = ReadPointer(f.mem, prcb+uint64(k.OffsetPrcbContext), ptr)
-		if err != nil {
-			return nil, err
+		switch {
+		case k.OffsetPrcbContext != 0:
+			ctxVA, err = ReadPointer(f.mem, c.prcb+uint64(k.OffsetPrcbContext), f.ptrSize())
+			if err != nil {
+				return nil, err
+			}
+			if ctxVA == 0 {
+				return nil, formatErr(-1, "PRCB", "KPRCB.Context of processor %d is null", c.index).wrap(ErrNotPresent)
+			}
+		case k.OffsetPrcbProcStateContext != 0:
+			ctxVA = c.prcb + uint64(k.OffsetPrcbProcStateContext)
+		default:
+			return nil, formatErr(-1, "KDBG", "the debugger data gives no PRCB context offset").wrap(ErrNotPresent)
 		}
-		if ctxVA == 0 {
-			return nil, formatErr(-1, "PRCB", "KPRCB.Context is null").wrap(ErrNotPresent)
-		}
-	case k.OffsetPrcbProcStateContext != 0:
-		ctxVA = prcb + uint64(k.OffsetPrcbProcStateContext)
-	default:
-		return nil, formatErr(-1, "KDBG", "no PRCB context offset").wrap(ErrNotPresent)
 	}
 	n := ContextSize(f.hdr.Machine)
 	if n == 0 {
