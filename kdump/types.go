@@ -163,6 +163,7 @@ type FormatError struct {
 	Err    error  // underlying error (io.ErrUnexpectedEOF, ErrNotADump...), may be nil
 }
 
+// Error returns "what: msg at offset 0x...: underlying error", on one line.
 func (e *FormatError) Error() string {
 	s := e.What
 	if e.Msg != "" {
@@ -191,6 +192,7 @@ type MemoryError struct {
 	Err      error  // ErrNotPresent, or a *FormatError from the file
 }
 
+// Error names the address and why it could not be read.
 func (e *MemoryError) Error() string {
 	kind := "virtual"
 	if e.Physical {

@@ -54,6 +54,7 @@ type PageFaultError struct {
 	Reason string // "not present", "paged out (prototype PTE)", "in the page file", ...
 }
 
+// Error names the address, the table entry that stopped the walk, and why.
 func (e *PageFaultError) Error() string {
 	if e.Level == 0 {
 		return fmt.Sprintf("virtual address %#x: %s", e.VA, e.Reason)
