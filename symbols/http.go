@@ -21,6 +21,40 @@ type httpLevel struct {
 	base string // URL without a trailing slash
 	opts *Options
 	neg  *negativeCache
+
+	// A server that failed a request through all its retries (timeouts,
+	// connection errors, 5xx) is skipped until downUntil: without this a
+	// dead server costs every module of every dump the full retry budget.
+	mu        sync.Mutex
+	downUntil time.Time
+	downErr   error
+}
+
+// serverDownTime is how long a server that exhausted its retries is skipped.
+const serverDownTime = time.Minute
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// down returns the failure that put the server aside, while it lasts.
+func (h *httpLevel) down() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.downErr == nil || !h.opts.now().Before(h.downUntil) {
+		return nil
+	}
+	return fmt.Errorf("symbols: %s skipped until %s after it failed: %w", h.base, h.downUntil.Format(time.TimeOnly), h.downErr)
+}
+
+// markDown puts the server aside for serverDownTime.
+func (h *httpLevel) markDown(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.downUntil, h.downErr = h.opts.now().Add(serverDownTime), err
 }
 
 // fileURL returns the URL of one file of k on the server.
@@ -46,6 +80,9 @@ func (h *httpLevel) download(ctx context.Context, k Key, tmpDir string) (string,
 	if h.neg.has(negKey) {
 		h.opts.Log.Debug().Str("key", k.String()).Str("server", h.base).Msg("negative cache hit")
 		return "", false, &NotFoundError{Key: k, Tried: []string{h.base + " (cached miss)"}}
+	}
+	if err := h.down(); err != nil {
+		return "", false, err
 	}
 	for _, file := range []string{k.File, k.CompressedFile()} {
 		u := h.fileURL(k, file)
@@ -116,7 +153,9 @@ func (h *httpLevel) get(ctx context.Context, u, dir string, limit int64) (string
 		}
 		lastErr = err
 	}
-	return "", fmt.Errorf("symbols: GET %s failed after %d attempts: %w", u, retries+1, lastErr)
+	err := fmt.Errorf("symbols: GET %s failed after %d attempts: %w", u, retries+1, lastErr)
+	h.markDown(err)
+	return "", err
 }
 
 // attempt makes one request. It reports whether a failure is worth

@@ -426,3 +426,44 @@ func BenchmarkFetchWarm(b *testing.B) {
 	}
 	b.ReportMetric(float64(s.total()-before)/float64(b.N), "requests/op")
 }
+
+// TestHTTPServerDown: once a server has failed a request through all its
+// retries, the next keys do not pay the retry budget again; it is asked
+// again after serverDownTime.
+func TestHTTPServerDown(t *testing.T) {
+	s := newSymServer(t)
+	a, b := PDBKey("a.pdb", testGUID, 1), PDBKey("b.pdb", testGUID, 1)
+	put(t, s.root, a.String(), []byte("a"))
+	put(t, s.root, b.String(), []byte("b"))
+	s.fail503["/download/symbols/"+a.String()] = 100
+	s.fail503["/download/symbols/"+b.String()] = 100
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	o := fastOpts(t.TempDir())
+	o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c := mustChain(t, "srv*"+s.URL(), o)
+	if _, err := c.Fetch(context.Background(), a); err == nil {
+		t.Fatal("a found on a failing server")
+	}
+	if got := s.count(a.String()); got != 3 {
+		t.Fatalf("%d requests for a, want 3 (1 + 2 retries)", got)
+	}
+	_, err := c.Fetch(context.Background(), b)
+	var he *HTTPError
+	if err == nil || !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "skipped") {
+		t.Fatalf("b: %v; want the earlier 503 saying the server is skipped", err)
+	}
+	if got := s.count(b.String()); got != 0 {
+		t.Fatalf("%d requests for b while the server is down, want 0", got)
+	}
+	mu.Lock()
+	now = now.Add(serverDownTime)
+	mu.Unlock()
+	s.mu.Lock()
+	s.fail503["/download/symbols/"+b.String()] = 0
+	s.mu.Unlock()
+	p, err := c.Fetch(context.Background(), b)
+	if err != nil || string(mustRead(t, p)) != "b" {
+		t.Fatalf("b after the pause: %s, %v", p, err)
+	}
+}
