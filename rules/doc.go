@@ -29,8 +29,8 @@
 // class wins: a definite owner anywhere beats a maybe_ owner higher up, a
 // maybe_ owner beats a last_ owner. A frame no rule claims ranks between
 // maybe_ and last_ (an unclaimed driver is a better answer than a
-// last-resort owner such as nt). Ignored frames are never blamed. Frames in no module match no
-// frame pattern.
+// last-resort owner such as nt); Strength.Rank gives the order. Ignored
+// frames are never blamed. Frames in no module match no frame pattern.
 //
 // Beyond triage.ini, frame conditions (frame, module, function and image
 // globs, the module's timestamp and version) and crash conditions (bug-check
@@ -40,24 +40,11 @@
 //
 // # Precedence
 //
-// When several rules match, one order decides, for the owner of each frame
-// and for every single-valued action:
-//
-//  1. higher priority (the explicit escape hatch, default 0);
-//  2. more specific pattern: the module side first, then the function side
-//     (exact, then longer prefix, then other globs; "*" counts as nothing),
-//     so module2!functionB beats module2!funct* beats module2!* beats
-//     mod*!functionB, as in triage.ini;
-//  3. more conditions;
-//  4. higher layer: user files (later Merge arguments) over the embedded
-//     defaults;
-//  5. load order: earlier file name, then earlier in the file.
-//
-// The order is total, so results are deterministic. Tags are the union of
-// every fired rule's tags. A rule fires when its crash conditions hold and,
-// for frame rules, it matches the blamed frame (or any frame with
-// scope: any); the owner comes only from the blamed frame's winning rule or
-// from crash-level rules.
+// When several rules match, one total order decides, for the owner of each
+// frame and for every single-valued action: priority, pattern specificity,
+// number of conditions, layer, load order. PrecedenceOrder returns the steps
+// (kdtriage rules explain prints them); docs/rules.md explains each with
+// examples. Tags are the union of every fired rule's tags.
 //
 // # Use
 //

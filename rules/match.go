@@ -182,7 +182,7 @@ func (s *Set) match(orig *Input, blamed int) Result {
 		r := s.decide(c, &in.Frames[i])
 		winners[i] = r
 		res.Frames[i] = decision(r)
-		if rk := res.Frames[i].Strength.rank(); rk > 0 && rk > best {
+		if rk := res.Frames[i].Strength.Rank(); rk > 0 && rk > best {
 			best, res.Blame = rk, i
 		}
 	}

@@ -68,9 +68,12 @@ func (s Strength) String() string {
 	return fmt.Sprintf("Strength(%d)", uint8(s))
 }
 
-// rank orders strengths for blame selection: ignore < last_ < no owner <
-// maybe_ < definite.
-func (s Strength) rank() int {
+// Rank orders strengths for blame selection: ignore (0) < last_ < no
+// owner < maybe_ < definite. The blamed frame is the top-most frame of the
+// highest rank above 0; callers that choose among frames themselves (the
+// triage package, with the faulting IP as first candidate) compare ranks
+// so that both agree.
+func (s Strength) Rank() int {
 	switch s {
 	case StrengthIgnore:
 		return 0

@@ -103,8 +103,9 @@ func (a *kernelAnalysis) blame() {
 	if act.BlameImage != "" {
 		a.applyBlameImage(act.BlameImage, res)
 	}
-	if blamed >= 0 {
-		rep.Stack[blamed].Blamed = true
+	// The culprit's frame, after blame_image may have moved it.
+	if f := rep.Culprit.Frame; f >= 0 && f < len(rep.Stack) {
+		rep.Stack[f].Blamed = true
 	}
 
 	// Followup: the owner the rules give the blamed frame (or the crash).
@@ -185,9 +186,10 @@ func (a *kernelAnalysis) blameIP(res rules.Result) int {
 	if st == rules.StrengthIgnore {
 		return a.blameStack(res, i+1, fmt.Sprintf("%s lies in %s, but %s, so the frames below it decide", src, fr.Image, ruleNote(res.Frames[i], st)))
 	}
-	// last_ (nt, hal): look for a better frame the stack proves.
+	// last_ (nt, hal): look for a better frame the stack proves (a
+	// definite or maybe_ owner, or a frame nobody claims).
 	if j := a.findBelow(res, i, func(s rules.Strength) bool {
-		return s == rules.StrengthDefinite || s == rules.StrengthMaybe
+		return s.Rank() > rules.StrengthLast.Rank()
 	}); j >= 0 {
 		a.why("%s lies in %s (%s); frame %d %s, found by %s, has an owner and is blamed instead",
 			src, fr.Image, ruleNote(res.Frames[i], st), j, rep.Stack[j].Symbol, rep.Stack[j].FoundBy)
@@ -220,15 +222,20 @@ func (a *kernelAnalysis) noteThirdParty(blamed int) {
 	if k := a.rep.FirstThirdPartyFrame; k >= 0 && k != blamed {
 		fr := &a.rep.Stack[k]
 		a.why("the first frame outside nt and hal is frame %d %s (%s, found by %s); it is shown, not blamed, because %s",
-			k, fr.Symbol, fr.Image, fr.FoundBy, scanCaveat(fr.FoundBy))
+			k, fr.Symbol, fr.Image, fr.FoundBy, thirdPartyCaveat(fr))
 	}
 }
 
-func scanCaveat(foundBy string) string {
-	if foundBy == "scan" {
+// thirdPartyCaveat says why the first frame outside nt and hal was not
+// blamed.
+func thirdPartyCaveat(fr *Frame) string {
+	switch {
+	case fr.Decision == rules.StrengthIgnore.String():
+		return "rule " + fr.Rule + " marks it ignore"
+	case fr.FoundBy == "scan":
 		return "a scanned return address may be stale data left on the stack"
 	}
-	return "its rules do not give it an owner"
+	return "the blame follows the faulting instruction, not its callers"
 }
 
 func ruleNote(d rules.FrameDecision, st rules.Strength) string {
@@ -259,8 +266,9 @@ func (a *kernelAnalysis) blameOutsideModules(fr *Frame, src string) {
 }
 
 // blameStack blames from the frames from index from on: the top-most frame
-// of the strongest rule class (definite, maybe_, last_, unowned; ignored
-// frames never). intro says why the stack decides.
+// of the strongest rule class (definite, maybe_, unowned, last_; ignored
+// frames never), in the rules package's order (rules.Strength.Rank).
+// intro says why the stack decides.
 func (a *kernelAnalysis) blameStack(res rules.Result, from int, intro string) int {
 	rep := a.rep
 	best, bestRank := -1, 0
@@ -269,13 +277,23 @@ func (a *kernelAnalysis) blameStack(res rules.Result, from int, intro string) in
 		if fr.Module == "" {
 			continue
 		}
-		rk := rank(strength(fr, res.Frames[i]))
+		rk := strength(fr, res.Frames[i]).Rank()
 		if rk > bestRank {
 			best, bestRank = i, rk
 		}
 	}
 	if best < 0 {
-		a.inconclusive("no frame on the stack lies in a module that can be blamed")
+		ignored := 0
+		for i := from; i < len(rep.Stack); i++ {
+			if strength(&rep.Stack[i], res.Frames[i]) == rules.StrengthIgnore {
+				ignored++
+			}
+		}
+		reason := "no frame on the stack lies in a module that can be blamed"
+		if ignored > 0 {
+			reason = fmt.Sprintf("every frame that lies in a module is ignored by the rules (%d frame(s)), so no frame is at fault", ignored)
+		}
+		a.inconclusive(intro + ": " + reason)
 		return -1
 	}
 	fr := &rep.Stack[best]
@@ -304,21 +322,6 @@ func (a *kernelAnalysis) blameStack(res rules.Result, from int, intro string) in
 		a.noteThirdParty(best)
 	}
 	return a.setFrameCulprit(best, conf, "stack")
-}
-
-// rank orders strengths for stack blame (rules' triage.ini order).
-func rank(s rules.Strength) int {
-	switch s {
-	case rules.StrengthDefinite:
-		return 5
-	case rules.StrengthMaybe:
-		return 4
-	case rules.StrengthLast:
-		return 3
-	case rules.StrengthNone:
-		return 2
-	}
-	return 0
 }
 
 // inconclusive records that nothing can be blamed.
