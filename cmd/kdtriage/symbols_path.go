@@ -144,12 +144,11 @@ func checkKey(k symbols.Key) (symbols.Key, error) { return k, k.Validate() }
 
 // parseHex32 parses a 32-bit hex number with or without 0x.
 func parseHex32(s string) (uint32, error) {
-	s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
-	if s == "" || len(s) > 8 {
-		return 0, fmt.Errorf("bad hex number %q", s)
+	v, err := parseHexAddr(s)
+	if err != nil || v > 0xFFFFFFFF {
+		return 0, fmt.Errorf("bad 32-bit hex number %q", s)
 	}
-	v, err := strconv.ParseUint(s, 16, 32)
-	return uint32(v), err
+	return uint32(v), nil
 }
 
 // symbolPathJSON is the --format json output of `symbols path`.

@@ -309,7 +309,7 @@ func (w *walker) scan(f *Frame, first bool) (Frame, bool) {
 		return uint64(le32(buf[4*i:]))
 	}
 	for i := range min(words, limit) {
-		addr := start + uint64(i)*ps
+		addr := wordAddr(start, i, ps)
 		if nf, ok := w.machineFrameAt(f, word, i, words, addr); ok {
 			return nf, true
 		}
@@ -327,14 +327,15 @@ func (w *walker) scan(f *Frame, first bool) (Frame, bool) {
 		return w.newFrame(c, RegSet(1)<<spReg(w.machine), FoundByScan), true
 	}
 	for i := limit; i < words; i++ {
-		if nf, ok := w.machineFrameAt(f, word, i, words, addr(start, i, ps)); ok {
+		if nf, ok := w.machineFrameAt(f, word, i, words, wordAddr(start, i, ps)); ok {
 			return nf, true
 		}
 	}
 	return Frame{}, false
 }
 
-func addr(start uint64, i int, ps uint64) uint64 { return start + uint64(i)*ps }
+// wordAddr is the address of the i-th stack word from start.
+func wordAddr(start uint64, i int, ps uint64) uint64 { return start + uint64(i)*ps }
 
 // machineFrameAt recognises an x64 machine frame at word i: RIP in a
 // module's code, a kernel or user code selector, RFLAGS with the reserved
