@@ -274,7 +274,7 @@ func fillKernelInfo(j *infoJSON, f *kdump.File) {
 	}
 	mods, err := f.Modules()
 	if err != nil {
-		j.Problems = append(j.Problems, "module list: "+err.Error())
+		j.Problems = append(j.Problems, err.Error())
 	}
 	j.Modules = make([]infoModule, 0, len(mods))
 	for _, m := range mods {
