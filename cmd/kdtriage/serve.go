@@ -185,6 +185,7 @@ func addPipelineFlags(cmd *cobra.Command) {
 	f.Int("replicas", 1, "replicas of streams and buckets (3 or 5 on a cluster) (config: pipeline.replicas)")
 	f.String("max-dump-size", "0", "largest dump a worker accepts, e.g. 64GiB; 0: no cap (config: pipeline.max_dump_size)")
 	f.Bool("compress", false, "store dump bytes S2-compressed: less disk, more CPU per dump (config: pipeline.compress)")
+	addSymbolFlags(cmd)
 	f.String("drain-timeout", "30s", "on SIGTERM, how long jobs in flight may finish before they are handed back (config: pipeline.drain_timeout)")
 }
 
@@ -242,9 +243,15 @@ func (a *app) runOptions(cmd *cobra.Command) (workers.RunOptions, error) {
 	}
 	switch kind := a.setting(cmd, "analyzer", "pipeline.analyzer"); kind {
 	case "triage":
-		// Symbols: frames stay module+offset in the pipeline until the
-		// symbol-store wiring of the analyze command settles.
-		if o.Analyzer, err = workers.NewTriageAnalyzer(o.RulesDir, triage.Options{Log: a.log}); err != nil {
+		// Symbols as for analyze: --symbol-path, symbols.path or
+		// _NT_SYMBOL_PATH; without one frames stay module+offset.
+		symPath, _ := a.effectiveSymbolPath(cmd)
+		sym, images, err := a.newSymbolizer(symPath, a.symbolStoreOptions(cmd))
+		if err != nil {
+			return o, err
+		}
+		base := triage.Options{Log: a.log, Symbols: sym, Images: images, LegacyBucket: true}
+		if o.Analyzer, err = workers.NewTriageAnalyzer(o.RulesDir, base); err != nil {
 			return o, err
 		}
 	case "basic":
