@@ -8,9 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/kdtriage/kdtriage/kdump"
+	"github.com/kdtriage/kdtriage/symbols"
 	"github.com/kdtriage/kdtriage/symbols/pe"
 )
 
@@ -64,7 +64,8 @@ func checkIdentity(f *pe.File, m kdump.Module) error {
 const maxDirImage = 256 << 20
 
 // DirImages finds module images in a local directory: DIR/NAME, or the
-// symbol-store layout DIR/NAME/%08X%x/NAME (TimeDateStamp, SizeOfImage).
+// symbol-store layout DIR/NAME/%08X%x/NAME (TimeDateStamp, SizeOfImage),
+// NAME being the base name of the module's path.
 // Files whose TimeDateStamp or SizeOfImage differ from the module's are
 // rejected. Each image is read into memory whole (at most 256 MiB).
 type DirImages struct {
@@ -73,12 +74,15 @@ type DirImages struct {
 
 // Image implements Images.
 func (d DirImages) Image(_ context.Context, m kdump.Module) (*pe.File, error) {
-	name := m.Name
-	if name == "" || strings.ContainsAny(name, `/\:`) || name == "." || name == ".." {
-		return nil, fmt.Errorf("%w: unusable module name %q", ErrNoImage, name)
+	// Dumps name modules by path (C:\app\x.dll, \SystemRoot\...): the
+	// base name is looked up, and only as a safe single path component.
+	k := symbols.ImageKey(m.Name, m.TimeDateStamp, m.Size)
+	if err := k.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: unusable module name %q: %v", ErrNoImage, m.Name, err)
 	}
+	name := k.File
 	candidates := []string{
-		filepath.Join(d.Dir, name, fmt.Sprintf("%08X%x", m.TimeDateStamp, m.Size), name),
+		filepath.Join(d.Dir, k.Name, k.ID, k.File),
 		filepath.Join(d.Dir, name),
 	}
 	var firstErr error
