@@ -523,7 +523,7 @@ func (a *kernelAnalysis) addressInfo(addr uint64) AddressInfo {
 	if m := kdump.ModuleAt(a.mods, addr); m != nil {
 		off := Hex(addr - m.Base)
 		info.Where = "module"
-		info.Image = imageName(m, a.f.Machine(), a.f.Header().PaeEnabled)
+		info.Image = imageName(m, a.f.Machine(), a.f.PaeEnabled())
 		info.Module = moduleName(m.Name)
 		info.Offset = &off
 		info.Symbol = a.symbolName(m, addr)
@@ -571,7 +571,7 @@ func (a *kernelAnalysis) nameFrame(i int, r rawFrame) Frame {
 	}
 	off := Hex(r.ip - m.Base)
 	fr.Module = moduleName(m.Name)
-	fr.Image = imageName(m, a.f.Machine(), a.f.Header().PaeEnabled)
+	fr.Image = imageName(m, a.f.Machine(), a.f.PaeEnabled())
 	fr.Offset = &off
 	fr.Symbol = fmt.Sprintf("%s+0x%x", fr.Module, uint64(off))
 	if sym, ok := symbolize(a.ctx, a.opts.Symbols, *m, uint64(off)); ok && sym.Function != "" {

@@ -24,7 +24,7 @@ func (a *kernelAnalysis) rulesInput() rules.Input {
 	}
 	for i := range a.mods {
 		m := &a.mods[i]
-		in.Modules = append(in.Modules, rules.Module{Name: moduleName(m.Name), Image: imageName(m, a.f.Machine(), a.f.Header().PaeEnabled), Timestamp: m.TimeDateStamp})
+		in.Modules = append(in.Modules, rules.Module{Name: moduleName(m.Name), Image: imageName(m, a.f.Machine(), a.f.PaeEnabled()), Timestamp: m.TimeDateStamp})
 	}
 	for i, fr := range a.rep.Stack {
 		rf := rules.Frame{Module: fr.Module, Function: fr.Function, Image: fr.Image}
@@ -402,7 +402,7 @@ func (a *kernelAnalysis) objectBlame() {
 		a.problem("%s: the process name in P%d is not in the dump", a.info.Name, n)
 	case n > 0 && v != 0:
 		if m := kdump.ModuleAt(a.mods, v); m != nil {
-			img := imageName(m, a.f.Machine(), a.f.Header().PaeEnabled)
+			img := imageName(m, a.f.Machine(), a.f.PaeEnabled())
 			a.why("P%d (%s) points into %s: %s names it as responsible", n, Hex(v), img, a.info.Name)
 			addr := Hex(v)
 			ts := Hex(m.TimeDateStamp)
