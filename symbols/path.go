@@ -168,7 +168,9 @@ func parseElement(t string) (Element, error) {
 		}
 		return Element{Kind: ElemDir, Dir: t, Raw: t}, nil
 	}
-	prefix, rest := strings.ToLower(t[:star]), t[star+1:]
+	// Blanks around the '*' separators are not part of the prefix
+	// ("srv * C:\sym * URL" as people write it in documentation).
+	prefix, rest := strings.ToLower(strings.TrimSpace(t[:star])), t[star+1:]
 	switch prefix {
 	case "cache":
 		if strings.Contains(rest, "*") {

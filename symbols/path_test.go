@@ -28,6 +28,9 @@ func TestParsePath(t *testing.T) {
 			[]Element{{Kind: ElemCache, Dir: "/var/cache/sym"}, {Kind: ElemDir, Dir: "/opt/syms"}, {Kind: ElemServer, Stores: []string{"", "http://s"}}},
 			"cache*/var/cache/sym;/opt/syms;srv**http://s"},
 		{"cache*", []Element{{Kind: ElemCache}}, "cache*"},
+		{`SRV * C:\My Symbols * https://s/sym ; cache * /c ;`, []Element{{Kind: ElemServer, Stores: []string{`C:\My Symbols`, "https://s/sym"}}, {Kind: ElemCache, Dir: "/c"}},
+			`srv*C:\My Symbols*https://s/sym;cache*/c`},
+		{"symsrv * symsrv.dll * /c * http://s", []Element{{Kind: ElemServer, DLL: "symsrv.dll", Stores: []string{"/c", "http://s"}}}, "symsrv*symsrv.dll*/c*http://s"},
 		{`C:\symbols;D:\more`, []Element{{Kind: ElemDir, Dir: `C:\symbols`}, {Kind: ElemDir, Dir: `D:\more`}}, `C:\symbols;D:\more`},
 	}
 	for _, tt := range tests {
