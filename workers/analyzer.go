@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kdtriage/kdtriage/kdump"
+	"github.com/kdtriage/kdtriage/kdump/minidump"
 	"github.com/kdtriage/kdtriage/triage"
 )
 
@@ -56,8 +57,9 @@ func Permanent(err error) error {
 
 // IsPermanent reports whether err is a property of the dump, not of the
 // environment: kdump.ErrNotADump, kdump.ErrEmpty, kdump.ErrZeroed,
-// kdump.ErrUnsupported, kdump.ErrUserMode, any *kdump.FormatError, or an
-// error wrapped with Permanent. Everything else (I/O, NATS timeouts,
+// kdump.ErrUnsupported, kdump.ErrUserMode, kdump.ErrLegacyUserDump,
+// minidump.ErrNotMinidump, minidump.ErrVersion, any *kdump.FormatError or
+// *minidump.FormatError, or an error wrapped with Permanent. Everything else (I/O, NATS timeouts,
 // cancellation) is transient and retried.
 func IsPermanent(err error) bool {
 	if err == nil {
@@ -65,12 +67,14 @@ func IsPermanent(err error) bool {
 	}
 	var pe *PermanentError
 	var fe *kdump.FormatError
+	var mfe *minidump.FormatError
 	switch {
-	case errors.As(err, &pe), errors.As(err, &fe):
+	case errors.As(err, &pe), errors.As(err, &fe), errors.As(err, &mfe):
 		return true
 	case errors.Is(err, kdump.ErrNotADump), errors.Is(err, kdump.ErrEmpty),
 		errors.Is(err, kdump.ErrZeroed), errors.Is(err, kdump.ErrUnsupported),
-		errors.Is(err, kdump.ErrUserMode):
+		errors.Is(err, kdump.ErrUserMode), errors.Is(err, kdump.ErrLegacyUserDump),
+		errors.Is(err, minidump.ErrNotMinidump), errors.Is(err, minidump.ErrVersion):
 		return true
 	}
 	return false
@@ -90,9 +94,10 @@ func failureKind(err error) string {
 		return "ZEROED_DUMP"
 	case errors.Is(err, kdump.ErrNotADump):
 		return "NOT_A_DUMP"
-	case errors.Is(err, kdump.ErrUserMode), errors.Is(err, kdump.ErrUnsupported):
+	case errors.Is(err, kdump.ErrUserMode), errors.Is(err, kdump.ErrUnsupported),
+		errors.Is(err, kdump.ErrLegacyUserDump), errors.Is(err, minidump.ErrVersion):
 		return "UNSUPPORTED_DUMP"
-	case errors.As(err, &fe):
+	case errors.As(err, &fe), errors.As(err, new(*minidump.FormatError)):
 		return "CORRUPT_DUMP"
 	case errors.Is(err, errDigestMismatch):
 		return "DIGEST_MISMATCH"

@@ -12,7 +12,8 @@ import (
 	"github.com/kdtriage/kdtriage/triage"
 )
 
-// TriageAnalyzer runs the full analysis (package triage) with the embedded
+// TriageAnalyzer runs the full analysis (package triage) of kernel and
+// user-mode dumps (kdump.OpenAny) with the embedded
 // default rules merged with the rule files of a directory. The rule set is
 // swapped atomically on Reload, so a reload never disturbs analyses in
 // flight and every report names the rule set that produced it.
@@ -65,7 +66,7 @@ func (a *TriageAnalyzer) Version() string {
 // Analyze implements Analyzer.
 func (a *TriageAnalyzer) Analyze(ctx context.Context, path string, job *Job) (*Result, error) {
 	set := a.set.Load()
-	f, err := kdump.Open(path)
+	f, err := kdump.OpenAny(path)
 	if err != nil {
 		return nil, err
 	}

@@ -487,3 +487,35 @@ func TestResubmitAfterTransientFailure(t *testing.T) {
 		t.Errorf("reports: %s/%v then %s", reps[0].Envelope.Status, reps[0].Envelope.Permanent, reps[1].Envelope.Status)
 	}
 }
+
+// TestUserModeDumps: user-mode minidumps go through the same pipeline: a
+// report each, analysed or, while the analysis does not support them, a
+// permanent UNSUPPORTED_DUMP failure report; never a retry loop.
+func TestUserModeDumps(t *testing.T) {
+	dir := os.Getenv("KDTRIAGE_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "corpus")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "user", "*.dmp"))
+	if len(files) == 0 {
+		t.Skip("corpus user-mode dumps not found")
+	}
+	if len(files) > 6 {
+		files = files[:6]
+	}
+	e := newEnv(t, RunOptions{Workers: 2, Analyzer: triageAnalyzer(t, "")})
+	e.submitAll(files, Meta{})
+	waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) >= uint64(len(files)) })
+	for _, r := range e.reports() {
+		env := r.Envelope
+		if env.Status == StatusFailed && (!env.Permanent || env.Bucket != "KDTRIAGE_UNSUPPORTED_DUMP" && env.Bucket != "KDTRIAGE_CORRUPT_DUMP") {
+			t.Errorf("%s: %s %s (%s)", env.Dump.Name, env.Status, env.Bucket, env.Error)
+		}
+		if env.Status == StatusOK && (env.Bucket == "" || env.Hash == "") {
+			t.Errorf("%s: ok without bucket", env.Dump.Name)
+		}
+	}
+	if n := e.metrics.Counter(metricJobs, `outcome="retry"`); n != 0 {
+		t.Errorf("%d retries", n)
+	}
+}
