@@ -21,8 +21,11 @@
 // Keys come from untrusted dumps: Key.Validate rejects every part that
 // could leave a store directory ("." and "..", names starting with "..",
 // '/' and '\', ':' so no drive letters or NTFS streams, NUL and control
-// characters, trailing dots and spaces), and every store validates before
-// it touches the file system or the network.
+// characters, trailing dots and spaces, Windows device names such as NUL
+// or COM1.pdb), and every store validates before it touches the file
+// system or the network. Writes into a cache never go through a symbolic
+// link below the cache root, and a directory named index2.txt (a module
+// of that name) does not make a store two-tier: only a regular file does.
 //
 // # Lookup order
 //
@@ -48,7 +51,10 @@
 // Each request attempt is bounded by Options.Timeout; 5xx, 408, 429,
 // timeouts and connection errors are retried with exponential backoff
 // (Options.Backoff doubling, plus jitter), 404/410 are misses, other 4xx
-// are errors. Downloads are capped at Options.MaxFileSize. A miss (all of
+// are errors. A server that fails a request through all its retries is
+// skipped for a minute (reported as a store failure), so that a dead
+// server does not cost every module the whole retry budget. Downloads are
+// capped at Options.MaxFileSize. A miss (all of
 // FILE, FIL_ and file.ptr absent) is remembered per server for
 // Options.NegativeTTL, in memory and, with Options.NegativeCacheFile, on
 // disk. Concurrent Fetch calls for one key share a single lookup, so a file
