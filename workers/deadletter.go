@@ -94,16 +94,26 @@ func (k *Keeper) handle(ctx context.Context, jobs jetstream.Stream, msg jetstrea
 		if err != nil {
 			return err
 		}
-		if prev == nil || job.Reprocess {
-			env := &Envelope{SchemaVersion: 1, Dump: job, Analyzer: k.analyzer, AnalyzedAt: time.Now().UTC(),
-				Worker: "dead-letter-keeper", Deliveries: adv.Deliveries}
-			if prev != nil {
-				env.Supersedes = prev.ReportID
+		if prev != nil && !job.Reprocess && prev.Status == StatusOK {
+			// Analysed and reported; only the acknowledgement was lost.
+			if err := jobs.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				return fmt.Errorf("removing job %d: %w", adv.StreamSeq, err)
 			}
-			env = failureEnvelope(env, cause, k.ruleSet())
-			if err := publishReport(ctx, k.as, env, &job, cause.Error(), k.m); err != nil {
-				return err
+			return nil
+		}
+		env := &Envelope{SchemaVersion: 1, Dump: job, Analyzer: k.analyzer, AnalyzedAt: time.Now().UTC(),
+			Worker: "dead-letter-keeper", Deliveries: adv.Deliveries}
+		if prev != nil {
+			env.Supersedes = prev.ReportID
+			if job.Reprocess {
+				orig := prev.Job
+				orig.Reprocess, orig.Force = true, job.Force
+				env.Dump = orig
 			}
+		}
+		env = failureEnvelope(env, cause, k.ruleSet())
+		if err := publishReport(ctx, k.as, env, &job, cause.Error(), k.m); err != nil {
+			return err
 		}
 	}
 	if err := deadLetter(ctx, k.as.JS, raw.Subject, raw.Data, adv.StreamSeq, cause); err != nil {
