@@ -265,7 +265,8 @@ func mkdirInStore(root, dir string) error {
 		switch {
 		case err != nil:
 			return err
-		case fi.Mode()&fs.ModeSymlink != 0:
+		case fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) != 0:
+			// ModeIrregular: Windows reports junctions (mount points) so.
 			return fmt.Errorf("symbols: %s is a symbolic link inside the store %s: not writing through it", cur, root)
 		case !fi.IsDir():
 			return fmt.Errorf("symbols: %s in the store %s is not a directory", cur, root)
