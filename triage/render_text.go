@@ -99,6 +99,12 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 	if r.Dump.Attributes != nil {
 		field("DUMP_FILE_ATTRIBUTES", "0x"+bare(*r.Dump.Attributes))
 	}
+	if name, v, ok := accessAddress(r); ok {
+		field(name, arg(v))
+	}
+	if r.CurrentIRQL != nil {
+		field("CURRENT_IRQL", strconv.Itoa(*r.CurrentIRQL))
+	}
 	if r.FaultingIP != nil {
 		switch r.FaultingIP.Where {
 		case "module":
@@ -113,9 +119,6 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 		}
 	}
 	field("PROCESS_NAME", r.ProcessName)
-	if r.CurrentIRQL != nil {
-		field("CURRENT_IRQL", strconv.Itoa(*r.CurrentIRQL))
-	}
 	if c := r.Context; c.Address != nil {
 		switch c.Source {
 		case "context_record":
@@ -298,6 +301,33 @@ func writeRegs(w io.Writer, regs map[string]Hex, wide bool) {
 		}
 		fmt.Fprintf(w, "%s=%s%s", n, hexWord(regs[n], wide), sep)
 	}
+}
+
+// accessAddress returns the field that restates the referenced address of
+// an access-violation bug check (READ_ADDRESS, WRITE_ADDRESS or
+// EXECUTE_ADDRESS, from P1) and the address: 0xA and 0xD1 say the access
+// in P3, 0x50 in P2.
+func accessAddress(r *Report) (string, Hex, bool) {
+	b := &r.BugCheck
+	var letter string
+	switch code := LookupBugCheck(uint32(b.Code)).Code; code {
+	case 0x0A, 0xD1:
+		// 0xA: bit 0 write, bit 3 execute; 0xD1: 0 read, 1 write, 2 or 8 execute.
+		switch p3 := uint64(b.Params[2]); {
+		case p3&0x8 != 0 || code == 0xD1 && p3&0x2 != 0:
+			letter = "X"
+		case p3&0x1 != 0:
+			letter = "W"
+		default:
+			letter = "R"
+		}
+	case 0x50:
+		letter = accessLetter(uint64(b.Params[1]), r.OS.Build)
+	default:
+		return "", 0, false
+	}
+	name := map[string]string{"R": "READ_ADDRESS", "W": "WRITE_ADDRESS", "X": "EXECUTE_ADDRESS"}[letter]
+	return name, b.Params[0], true
 }
 
 // defaultBucketID returns the old DEFAULT_BUCKET_ID class.

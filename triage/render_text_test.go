@@ -68,3 +68,34 @@ func TestUserTextX86Registers(t *testing.T) {
 		t.Errorf("x86 registers not 8 digits wide:\n%s", b.String())
 	}
 }
+
+func TestAccessAddress(t *testing.T) {
+	cases := []struct {
+		code  uint32
+		p     [4]Hex
+		build uint32
+		name  string
+		ok    bool
+	}{
+		{0xD1, [4]Hex{0x10, 2, 0, 0}, 19041, "READ_ADDRESS", true},
+		{0xD1, [4]Hex{0x10, 2, 1, 0}, 19041, "WRITE_ADDRESS", true},
+		{0xD1, [4]Hex{0x10, 2, 2, 0}, 19041, "EXECUTE_ADDRESS", true},
+		{0xD1, [4]Hex{0x10, 2, 8, 0}, 19041, "EXECUTE_ADDRESS", true},
+		{0x0A, [4]Hex{0x10, 2, 1, 0}, 19041, "WRITE_ADDRESS", true},
+		{0x0A, [4]Hex{0x10, 2, 8, 0}, 19041, "EXECUTE_ADDRESS", true},
+		{0x0A, [4]Hex{0x10, 2, 2, 0}, 19041, "READ_ADDRESS", true},
+		{0x50, [4]Hex{0x10, 2, 0, 0}, 19041, "WRITE_ADDRESS", true},
+		{0x50, [4]Hex{0x10, 1, 0, 0}, 9600, "WRITE_ADDRESS", true},
+		{0x50, [4]Hex{0x10, 0x10, 0, 0}, 19041, "EXECUTE_ADDRESS", true},
+		{0x50, [4]Hex{0x10, 0, 0, 0}, 19041, "READ_ADDRESS", true},
+		{0x7E, [4]Hex{0xC0000005, 0x10, 0, 0}, 19041, "", false},
+		{0x1000007E, [4]Hex{0xC0000005, 0x10, 0, 0}, 19041, "", false},
+	}
+	for _, c := range cases {
+		r := &Report{BugCheck: BugCheckReport{Code: Hex(c.code), Params: c.p}, OS: OSInfo{Build: c.build}}
+		name, v, ok := accessAddress(r)
+		if name != c.name || ok != c.ok || (ok && v != c.p[0]) {
+			t.Errorf("%#x %v build %d: %q %v %v, want %q %v", c.code, c.p, c.build, name, v, ok, c.name, c.ok)
+		}
+	}
+}

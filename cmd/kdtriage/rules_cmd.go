@@ -139,14 +139,14 @@ The exit code is 1 when there are problems.`,
 			if len(args) == 0 {
 				s, err := rules.Default()
 				if err != nil {
-					return lintFailure(a, err, &all)
+					return lintFailure(err, &all)
 				}
 				sets = append(sets, s)
 			}
 			for _, arg := range args {
 				s, err := rules.LoadDir(arg)
 				if err != nil {
-					if e := lintFailure(a, err, &all); e != nil {
+					if e := lintFailure(err, &all); e != nil {
 						return e
 					}
 					continue
@@ -168,7 +168,7 @@ The exit code is 1 when there are problems.`,
 }
 
 // lintFailure collects an ErrorList, or returns any other error.
-func lintFailure(_ *app, err error, all *rules.ErrorList) error {
+func lintFailure(err error, all *rules.ErrorList) error {
 	var list rules.ErrorList
 	if errors.As(err, &list) {
 		*all = append(*all, list...)
@@ -198,17 +198,15 @@ evaluated against the --code, --p1..--p4, --machine, --build, --kind and
 			if err != nil {
 				return err
 			}
-			// Accept what a stack shows: module!function+0x1d or module+0x12d0.
-			sym := args[0]
-			if i := strings.LastIndex(sym, "+"); i > 0 {
-				sym = sym[:i]
+			fr, err := parseFrameArg(args[0])
+			if err != nil {
+				return err
 			}
-			mod, fn, _ := strings.Cut(sym, "!")
-			if mod == "" {
-				return fmt.Errorf("explain: %q has no module; write module!function or module", args[0])
-			}
-			fr := rules.Frame{Module: mod, Function: fn}
+			mod := fr.Module
 			img, _ := cmd.Flags().GetString("image")
+			if img == "" {
+				img = fr.Image
+			}
 			ver, _ := cmd.Flags().GetString("version")
 			ts, err := parseFlagNumber(cmd, "timestamp", 32)
 			if err != nil {
@@ -237,6 +235,41 @@ evaluated against the --code, --p1..--p4, --machine, --build, --kind and
 	f.String("version", "", "file version of the frame's module (a.b.c.d), for version rules")
 	f.String("timestamp", "", "PE TimeDateStamp of the frame's module, for timestamp rules")
 	return cmd
+}
+
+// parseFrameArg reads the frame "rules explain" is asked about, in any form
+// a stack or a report shows: module!function, module!function+0x1d,
+// module+0x12d0, module. A "+" is taken for an offset only when a hex
+// number follows it (C++'s operator+ stays a name). A module written as an
+// image file (amdppm.sys!Fn) is looked up under its debugger name
+// (amdppm) with that image, as the analysis names frames.
+func parseFrameArg(arg string) (rules.Frame, error) {
+	sym := arg
+	if i := strings.LastIndexByte(sym, '+'); i >= 0 && isHexOffset(sym[i+1:]) {
+		sym = sym[:i]
+	}
+	mod, fn, _ := strings.Cut(sym, "!")
+	if mod == "" {
+		return rules.Frame{}, fmt.Errorf("explain: %q has no module; write module!function, module!function+0xoff or module", arg)
+	}
+	fr := rules.Frame{Module: mod, Function: fn}
+	if i := strings.LastIndexByte(mod, '.'); i > 0 {
+		switch strings.ToLower(mod[i:]) {
+		case ".sys", ".exe", ".dll":
+			fr.Module, fr.Image = mod[:i], mod
+		}
+	}
+	return fr, nil
+}
+
+// isHexOffset reports whether s is a hex offset: 0x1d or 1d.
+func isHexOffset(s string) bool {
+	s = strings.TrimPrefix(strings.ToLower(s), "0x")
+	if s == "" {
+		return false
+	}
+	_, err := strconv.ParseUint(s, 16, 64)
+	return err == nil
 }
 
 // parseFlagNumber reads a decimal or 0x-hex number flag ("" is 0).

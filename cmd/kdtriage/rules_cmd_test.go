@@ -247,3 +247,40 @@ func TestRulesDirFromConfig(t *testing.T) {
 		t.Errorf("--rules not used:\n%s", out)
 	}
 }
+
+func TestParseFrameArg(t *testing.T) {
+	cases := []struct {
+		arg               string
+		mod, fn, img, err string
+	}{
+		{arg: "nt!KeBugCheckEx", mod: "nt", fn: "KeBugCheckEx"},
+		{arg: "nt!KeBugCheckEx+0x10", mod: "nt", fn: "KeBugCheckEx"},
+		{arg: "amdppm+334c", mod: "amdppm"},
+		{arg: "amdppm", mod: "amdppm"},
+		{arg: "mydrv!operator+", mod: "mydrv", fn: "operator+"},
+		{arg: "mydrv!Foo+bar", mod: "mydrv", fn: "Foo+bar"},
+		{arg: "amdppm.sys!Fn+0x1", mod: "amdppm", fn: "Fn", img: "amdppm.sys"},
+		{arg: "App.EXE+0x10", mod: "App", img: "App.EXE"},
+		{arg: "libc.so.6!abort", mod: "libc.so.6", fn: "abort"},
+		{arg: "!Fn", err: "has no module"},
+		{arg: "+0x10", err: "has no module"},
+	}
+	for _, c := range cases {
+		fr, err := parseFrameArg(c.arg)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: error %v, want %q", c.arg, err, c.err)
+			}
+			continue
+		}
+		if err != nil || fr.Module != c.mod || fr.Function != c.fn || fr.Image != c.img {
+			t.Errorf("%q: %+v %v, want module %q function %q image %q", c.arg, fr, err, c.mod, c.fn, c.img)
+		}
+	}
+	// An image-style argument finds the module's owner rule.
+	code, out, _ := runRules(t, nil, "explain", "nt!KeBugCheckEx+0x10")
+	code2, out2, _ := runRules(t, nil, "explain", "ntoskrnl.exe!KeBugCheckEx+0x10")
+	if code != 0 || code2 != 0 || !strings.Contains(out2, "decision: ignore (never blamed), by nt!KeBugCheck*") {
+		t.Errorf("explain by image name: %d %d\n%s\n%s", code, code2, out, out2)
+	}
+}
