@@ -76,6 +76,23 @@ func (m *Metrics) Gauge(family, labels, help string, delta int64) {
 	g.Add(delta)
 }
 
+// Set sets the gauge family{labels} to v.
+func (m *Metrics) Set(family, labels, help string, v int64) {
+	if m == nil {
+		return
+	}
+	key := series(family, labels)
+	m.mu.Lock()
+	g, ok := m.gauges[key]
+	if !ok {
+		m.declare(family, "gauge", help)
+		g = new(atomic.Int64)
+		m.gauges[key] = g
+	}
+	m.mu.Unlock()
+	g.Store(v)
+}
+
 // Observe records v (seconds) in the histogram family.
 func (m *Metrics) Observe(family, help string, v float64) {
 	if m == nil {
@@ -266,6 +283,11 @@ const (
 	metricDeadLetter = "kdtriage_dead_letters_total"
 	metricFeed       = "kdtriage_feed_reports_total"
 	metricRuleReload = "kdtriage_rule_reloads_total"
+
+	metricQueuePending     = "kdtriage_queue_pending"
+	metricQueueAckPending  = "kdtriage_queue_ack_pending"
+	metricQueueRedelivered = "kdtriage_queue_redelivered"
+	metricDeadLetterStored = "kdtriage_dead_letter_messages"
 )
 
 // MetricLatency is the histogram of submit-to-report latency in seconds.

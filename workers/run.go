@@ -128,7 +128,10 @@ func Run(ctx context.Context, nc *nats.Conn, o RunOptions) error {
 		}
 		httpAddr = ln.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", o.Metrics)
+		mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+			queueGauges(r.Context(), js, o.Metrics)
+			o.Metrics.ServeHTTP(w, r)
+		})
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			hctx, hc := context.WithTimeout(r.Context(), 2*time.Second)
 			defer hc()
@@ -165,4 +168,22 @@ func Run(ctx context.Context, nc *nats.Conn, o RunOptions) error {
 		return err
 	}
 	return nil
+}
+
+// queueGauges refreshes the queue gauges from the server at scrape time.
+func queueGauges(ctx context.Context, js jetstream.JetStream, m *Metrics) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if c, err := js.Consumer(ctx, JobStream, WorkerConsumer); err == nil {
+		if info := c.CachedInfo(); info != nil {
+			m.Set(metricQueuePending, "", "Jobs waiting for a worker.", int64(info.NumPending))
+			m.Set(metricQueueAckPending, "", "Jobs held by workers.", int64(info.NumAckPending))
+			m.Set(metricQueueRedelivered, "", "Jobs being redelivered.", int64(info.NumRedelivered))
+		}
+	}
+	if st, err := js.Stream(ctx, DeadLetterStream); err == nil {
+		if info := st.CachedInfo(); info != nil {
+			m.Set(metricDeadLetterStored, "", "Messages in the dead-letter stream (copies and advisories).", int64(info.State.Msgs))
+		}
+	}
 }

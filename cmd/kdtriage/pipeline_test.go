@@ -305,7 +305,8 @@ func TestServeSubmitFeed(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	want := fmt.Sprintf(`kdtriage_jobs_total{outcome="ok"} %d`, len(files))
-	if !strings.Contains(string(body), want) || !strings.Contains(string(body), "# TYPE kdtriage_submit_to_report_seconds histogram") {
+	if !strings.Contains(string(body), want) || !strings.Contains(string(body), "# TYPE kdtriage_submit_to_report_seconds histogram") ||
+		!strings.Contains(string(body), "kdtriage_queue_pending 0\n") || !strings.Contains(string(body), "kdtriage_dead_letter_messages ") {
 		t.Errorf("/metrics lacks %q:\n%s", want, body)
 	}
 	resp, err = http.Get("http://" + httpAddr + "/healthz")
