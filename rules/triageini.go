@@ -28,8 +28,12 @@ func ParseTriageINI(name string, r io.Reader) ([]INIEntry, ErrorList) {
 	var out []INIEntry
 	var errs ErrorList
 	var pending []string
-	sc := bufio.NewScanner(io.LimitReader(r, MaxFileSize))
-	sc.Buffer(make([]byte, 0, 4096), 64*1024)
+	// Read one byte past the limit to tell a file of exactly MaxFileSize
+	// bytes from a longer one, which is reported instead of being cut off
+	// silently.
+	lr := &io.LimitedReader{R: r, N: MaxFileSize + 1}
+	sc := bufio.NewScanner(lr)
+	sc.Buffer(make([]byte, 0, 4096), maxINILine)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -66,11 +70,26 @@ func ParseTriageINI(name string, r io.Reader) ([]INIEntry, ErrorList) {
 		out = append(out, INIEntry{Line: line, Pattern: pat, Owner: owner, Comment: joinComment(pending)})
 		pending = nil
 	}
-	if err := sc.Err(); err != nil {
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		errs = append(errs, &Error{File: name, Line: line + 1, Column: 1, Msg: fmt.Sprintf("line is longer than %d bytes; it and the rest of the file are not read", maxINILine)})
+	case err != nil:
 		errs = append(errs, &Error{File: name, Line: line + 1, Msg: "reading: " + err.Error()})
+	case lr.N == 0:
+		// The last line read may be cut short: drop what it gave.
+		if n := len(out); n > 0 && out[n-1].Line == line {
+			out = out[:n-1]
+		}
+		if n := len(errs); n > 0 && errs[n-1].Line == line {
+			errs = errs[:n-1]
+		}
+		errs = append(errs, &Error{File: name, Line: line, Column: 1, Msg: fmt.Sprintf("file is more than the %d-byte limit for a rule file; line %d and the rest are not read", MaxFileSize, line)})
 	}
 	return out, errs
 }
+
+// maxINILine is the longest triage.ini line ParseTriageINI reads.
+const maxINILine = 64 << 10
 
 // cleanText makes a line safe to re-emit: invalid UTF-8 and control
 // characters become U+FFFD.

@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -84,5 +85,40 @@ func TestImportTriageINIErrors(t *testing.T) {
 	var el ErrorList = errs
 	if !errors.As(error(el), new(ErrorList)) || !strings.Contains(el.Error(), "bad.ini:2:1:") {
 		t.Errorf("error text %q", el.Error())
+	}
+}
+
+// TestParseTriageINILimits: a file over MaxFileSize and an over-long line
+// are reported, not silently cut off; the lines before them are kept and a
+// line cut by the size limit is not imported.
+func TestParseTriageINILimits(t *testing.T) {
+	line := "drv000000!Function=Team_Owner\n" // 30 bytes
+	n := MaxFileSize/len(line) + 1            // the last line crosses the limit
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "drv%06d!Function=Team_Owner\n", i)
+	}
+	entries, errs := ParseTriageINI("big.ini", strings.NewReader(b.String()))
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "byte limit") {
+		t.Fatalf("errors %v", errs)
+	}
+	if len(entries) != MaxFileSize/len(line) {
+		t.Errorf("%d entries, want the %d complete lines before the limit", len(entries), MaxFileSize/len(line))
+	}
+	if last := entries[len(entries)-1]; last.Owner != "Team_Owner" {
+		t.Errorf("last entry %+v", last)
+	}
+
+	// Exactly MaxFileSize bytes is fine.
+	exact := strings.Repeat(line, MaxFileSize/len(line))
+	exact += strings.Repeat(";", MaxFileSize-len(exact)-1) + "\n"
+	if _, errs := ParseTriageINI("exact.ini", strings.NewReader(exact)); len(errs) != 0 {
+		t.Errorf("a file of exactly %d bytes: %v", MaxFileSize, errs)
+	}
+
+	long := "a=b\n" + strings.Repeat("x", maxINILine+1) + "=Owner\nc=d\n"
+	entries, errs = ParseTriageINI("long.ini", strings.NewReader(long))
+	if len(errs) != 1 || errs[0].Line != 2 || !strings.Contains(errs[0].Msg, "longer than") || len(entries) != 1 {
+		t.Errorf("long line: entries %v errors %v", entries, errs)
 	}
 }

@@ -690,7 +690,7 @@ func (a *userAnalysis) blameTop(res rules.Result) int {
 	}
 	// last_: the system's exception and fail-fast plumbing.
 	if j := a.findBelow(res, 0, func(s rules.Strength) bool {
-		return s == rules.StrengthDefinite || s == rules.StrengthMaybe || s == rules.StrengthNone
+		return s.Rank() > rules.StrengthLast.Rank()
 	}); j >= 0 {
 		a.why("%s lies in %s (%s); frame %d %s, found by %s, is the first frame below it the rules do not pass over and is blamed instead",
 			src, fr.Image, ruleNote(res.Frames[0], st), j, rep.Stack[j].Symbol, rep.Stack[j].FoundBy)
@@ -715,25 +715,9 @@ func (a *userAnalysis) findBelow(res rules.Result, i int, ok func(rules.Strength
 	return -1
 }
 
-// userRank orders strengths for stack blame (triage.ini order); an unowned
-// frame beats a last_ one in user mode, where last_ marks the system's
-// plumbing.
-func userRank(s rules.Strength) int {
-	switch s {
-	case rules.StrengthDefinite:
-		return 5
-	case rules.StrengthMaybe:
-		return 4
-	case rules.StrengthNone:
-		return 3
-	case rules.StrengthLast:
-		return 2
-	}
-	return 0
-}
-
 // blameStack blames the top-most frame of the strongest class from index
-// from on.
+// from on, in the rules' order (rules.Strength.Rank: an unowned frame beats
+// a last_ one, which in user mode marks the system's plumbing).
 func (a *userAnalysis) blameStack(res rules.Result, from int, intro string) int {
 	rep := a.rep
 	best, bestRank := -1, 0
@@ -742,7 +726,7 @@ func (a *userAnalysis) blameStack(res rules.Result, from int, intro string) int 
 		if fr.Module == "" {
 			continue
 		}
-		if rk := userRank(res.Frames[i].Strength); rk > bestRank {
+		if rk := res.Frames[i].Strength.Rank(); rk > bestRank {
 			best, bestRank = i, rk
 		}
 	}
