@@ -232,6 +232,11 @@ func expandDumpArgs(args []string) ([]string, []error) {
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil {
+			// "x.dmp: no such file or directory", not "stat x.dmp: ...".
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = fmt.Errorf("%s: %w", arg, pe.Err)
+			}
 			errs = append(errs, err)
 			continue
 		}

@@ -172,7 +172,8 @@ func TestAnalyzeUsageErrors(t *testing.T) {
 	if _, _, code := runAnalyze(t, "--format", "xml", "x.dmp"); code != exitFailure {
 		t.Errorf("bad format: exit %d", code)
 	}
-	if _, stderr, code := runAnalyze(t, filepath.Join(t.TempDir(), "missing.dmp")); code != exitBadDump || stderr == "" {
+	missing := filepath.Join(t.TempDir(), "missing.dmp")
+	if _, stderr, code := runAnalyze(t, missing); code != exitBadDump || !strings.HasPrefix(stderr, "kdtriage: "+missing+": no such file or directory\n") {
 		t.Errorf("missing file: exit %d stderr %q", code, stderr)
 	}
 	rules := filepath.Join(t.TempDir(), "bad.yaml")
