@@ -731,7 +731,17 @@ func (a *userAnalysis) blameStack(res rules.Result, from int, intro string) int 
 		}
 	}
 	if best < 0 {
-		a.inconclusive(intro + "; no frame below lies in a module that can be blamed")
+		ignored := 0
+		for i := from; i < len(rep.Stack); i++ {
+			if rep.Stack[i].Module != "" && res.Frames[i].Strength == rules.StrengthIgnore {
+				ignored++
+			}
+		}
+		reason := "no frame below lies in a module that can be blamed"
+		if ignored > 0 {
+			reason = fmt.Sprintf("every frame below that lies in a module is ignored by the rules (%d frame(s)), so no frame is at fault", ignored)
+		}
+		a.inconclusive(intro + "; " + reason)
 		return -1
 	}
 	fr := &rep.Stack[best]

@@ -408,6 +408,7 @@ func TestUserModeRules(t *testing.T) {
 		followup   string
 		tag        string
 		kernelOnly bool
+		why        string
 	}{
 		{name: "unowned", rules: "version: 1\n", frame: 0, conf: ConfidenceHigh,
 			bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!`anonymous_namespace'::CrashFunction"},
@@ -419,6 +420,9 @@ func TestUserModeRules(t *testing.T) {
 			frame: 0, conf: ConfidenceHigh, bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!`anonymous_namespace'::CrashFunction_KI1", followup: "Crash_Team", tag: "av"},
 		{name: "kernel-only rule", rules: "version: 1\nrules:\n  - id: km\n    when:\n      kind: kernel\n      code: 0xD1\n    then:\n      owner: Kernel_Team\n",
 			frame: 0, conf: ConfidenceHigh, bucket: "NULL_CLASS_PTR_WRITE_c0000005_test_app.exe!`anonymous_namespace'::CrashFunction", kernelOnly: true},
+		{name: "everything ignored", rules: "version: 1\nowners:\n  default: ignore\n",
+			frame: -1, conf: ConfidenceLow, bucket: "NULL_CLASS_PTR_WRITE_c0000005_Unknown_Image!Unknown",
+			why: "every frame below that lies in a module is ignored by the rules (3 frame(s)), so no frame is at fault"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -426,6 +430,9 @@ func TestUserModeRules(t *testing.T) {
 			if rep.Culprit.Frame != c.frame || rep.Culprit.Confidence != c.conf || rep.FailureBucketID != c.bucket || rep.Followup != c.followup {
 				t.Errorf("culprit frame %d %s, bucket %s, followup %q; want frame %d %s, %s, %q\nwhy: %q",
 					rep.Culprit.Frame, rep.Culprit.Confidence, rep.FailureBucketID, rep.Followup, c.frame, c.conf, c.bucket, c.followup, rep.Why)
+			}
+			if why := strings.Join(rep.Why, "\n"); c.why != "" && !strings.Contains(why, c.why) {
+				t.Errorf("why lacks %q:\n%s", c.why, why)
 			}
 			if c.tag != "" && (len(rep.Rules.Tags) != 1 || rep.Rules.Tags[0] != c.tag) {
 				t.Errorf("tags %v", rep.Rules.Tags)
