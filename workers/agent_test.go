@@ -50,7 +50,7 @@ func scanUntilSettled(a *Agent, settle time.Duration) {
 }
 
 func TestAgentPolicy(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	small, err := os.ReadFile(files[0])
 	if err != nil {
 		t.Fatal(err)

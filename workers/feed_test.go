@@ -15,7 +15,7 @@ import (
 )
 
 func TestFeedNDJSONAndIdle(t *testing.T) {
-	files := corpusKernel(t)[:4]
+	files := synthKernel(t, 4)
 	e := newEnv(t, RunOptions{Workers: 2, Analyzer: triageAnalyzer(t, "")})
 	e.submitAll(files, Meta{Host: "h"})
 	waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) == 4 })
@@ -56,7 +56,7 @@ func TestFeedNDJSONAndIdle(t *testing.T) {
 // every report, each time with the same Idempotency-Key; a feed handler
 // error redelivers later instead of losing the report.
 func TestWebhook(t *testing.T) {
-	files := corpusKernel(t)[:3]
+	files := synthKernel(t, 3)
 	e := newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, ""), Aggregator: true})
 	e.submitAll(files, Meta{Host: "h"})
 	waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) == 3 })

@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,7 +14,40 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 )
+
+// synthArches and synthDrivers are cycled through by synthKernel so that
+// its dumps cover every triage architecture and fall into several buckets.
+var (
+	synthArches  = []kdumptest.Arch{kdumptest.AMD64, kdumptest.ARM64, kdumptest.X86, kdumptest.ARM}
+	synthDrivers = []string{"amdppm.sys", "netfoo.sys", "stor9.sys"}
+)
+
+// synthKernel writes n distinct small synthetic kernel triage dumps (built
+// by kdumptest, so they need no corpus) to a temp dir and returns their
+// paths. Dump i is of architecture synthArches[i%4], faults in the driver
+// synthDrivers[i%3] and differs from every other in the time stamp of its
+// second module, so each has its own SHA-256.
+func synthKernel(t testing.TB, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	paths := make([]string, n)
+	for i := range n {
+		a := synthArches[i%len(synthArches)]
+		mods := kdumptest.DefaultModules(a)
+		mods[1].TimeDateStamp = 0x60000000 + uint32(i)
+		last := &mods[len(mods)-1] // the faulting driver by default
+		last.Name = synthDrivers[i%len(synthDrivers)]
+		last.Path = `\SystemRoot\System32\drivers\` + last.Name
+		paths[i] = filepath.Join(dir, fmt.Sprintf("synth-%s-%05d.dmp", a, i))
+		if _, err := kdumptest.BuildFile(paths[i], kdumptest.Spec{Arch: a, Kind: kdumptest.Triage, Modules: mods}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return paths
+}
 
 // corpusKernel returns the corpus's kernel dumps or skips the test.
 func corpusKernel(t testing.TB) []string {

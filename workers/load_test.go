@@ -44,14 +44,13 @@ func distinctDumps(t testing.TB, base []byte, n int, tag string) []string {
 	return paths
 }
 
-// TestLoad1000: 1,000 distinct submissions with 4 workers: every dump has
-// exactly one report.
+// TestLoad1000: 1,000 distinct synthetic submissions with 4 workers: every
+// dump has exactly one report.
 func TestLoad1000(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test skipped in -short mode")
 	}
-	base := smallestCorpusDump(t)
-	paths := distinctDumps(t, base, 1000, "load")
+	paths := synthKernel(t, 1000)
 	e := newEnv(t, RunOptions{Workers: 4, Analyzer: triageAnalyzer(t, ""), Keeper: true})
 	res := e.submitAll(paths, Meta{Host: "load"})
 	waitFor(t, 120*time.Second, "1000 reports", func() bool { return e.streamMsgs(ReportStream) >= 1000 })

@@ -16,7 +16,7 @@ import (
 // (configs/deploy/nats-server.conf): an endpoint can submit but not read,
 // a worker can analyse and report, a feed can read reports but not submit.
 func TestLeastPrivilege(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	conf := filepath.Join("..", "configs", "deploy", "nats-server.conf")
 	if _, err := os.Stat(conf); err != nil {
 		t.Fatalf("sample permissions: %v", err)

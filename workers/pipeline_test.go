@@ -28,11 +28,18 @@ func triageAnalyzer(t testing.TB, dir string) *TriageAnalyzer {
 	return a
 }
 
-// TestCorpusExactlyOnce submits every kernel dump of the corpus, expects
-// exactly one report each with the analysis's own bucket and hash, then
+// TestExactlyOnce runs checkExactlyOnce on 12 synthetic dumps (4
+// architectures, 3 buckets); it needs no corpus.
+func TestExactlyOnce(t *testing.T) { checkExactlyOnce(t, synthKernel(t, 12)) }
+
+// TestCorpusExactlyOnce is the acceptance test: every kernel dump of the
+// corpus gives exactly one report. It skips without the corpus.
+func TestCorpusExactlyOnce(t *testing.T) { checkExactlyOnce(t, corpusKernel(t)) }
+
+// checkExactlyOnce submits files, expects exactly one report each with the
+// analysis's own bucket and hash, headers, metadata and aggregates, then
 // submits them all again and expects no new analysis and no new report.
-func TestCorpusExactlyOnce(t *testing.T) {
-	files := corpusKernel(t)
+func checkExactlyOnce(t *testing.T, files []string) {
 	an := triageAnalyzer(t, "")
 	e := newEnv(t, RunOptions{Workers: 2, Analyzer: an, Keeper: true, Aggregator: true})
 	meta := Meta{Host: "host-a", Labels: map[string]string{"ring": "canary"}}
@@ -144,7 +151,7 @@ func TestCorpusExactlyOnce(t *testing.T) {
 // TestPoisonDumps: malformed inputs end as failure reports and dead
 // letters; good dumps submitted around them are still analysed.
 func TestPoisonDumps(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	dir := t.TempDir()
 	good := files[0]
 	data, err := os.ReadFile(good)
@@ -229,7 +236,7 @@ func (f *flakyAnalyzer) Analyze(ctx context.Context, path string, job *Job) (*Re
 }
 
 func TestTransientRetry(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	fa := &flakyAnalyzer{Analyzer: triageAnalyzer(t, ""), n: 2}
 	e := newEnv(t, RunOptions{Workers: 1, Analyzer: fa, Config: Config{MaxDeliver: 5}})
 	e.submitAll(files[:1], Meta{})
@@ -246,7 +253,7 @@ func TestTransientRetry(t *testing.T) {
 // TestTransientExhausted: a job that keeps failing transiently becomes a
 // dead letter with a failure report on its last delivery.
 func TestTransientExhausted(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	fa := &flakyAnalyzer{Analyzer: triageAnalyzer(t, ""), n: 1000}
 	e := newEnv(t, RunOptions{Workers: 1, Analyzer: fa, Config: Config{MaxDeliver: 2}})
 	e.submitAll(files[:1], Meta{})
@@ -262,7 +269,7 @@ func TestTransientExhausted(t *testing.T) {
 // never answered) is caught by the MaxDeliver advisory and turned into a
 // failure report and a dead letter by the keeper; DUMPS is emptied.
 func TestKeeperMaxDeliveries(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	cfg := Config{MaxDeliver: 2, AckWait: 300 * time.Millisecond}
 	e := newEnv(t, RunOptions{Keeper: true, Config: cfg})
 	res := e.submitAll(files[:1], Meta{Host: "dying"})
@@ -304,7 +311,7 @@ func TestKeeperMaxDeliveries(t *testing.T) {
 // TestRuleReloadAndReprocess: a rule change is picked up by the watcher,
 // and reprocessing publishes superseding reports under the new rule set.
 func TestRuleReloadAndReprocess(t *testing.T) {
-	files := corpusKernel(t)[:3]
+	files := synthKernel(t, 3)
 	rdir := t.TempDir()
 	rule := func(owner string) {
 		y := fmt.Sprintf("version: 1\nowners:\n  nt: %s\n", owner)
@@ -394,7 +401,7 @@ func TestBadJob(t *testing.T) {
 }
 
 func TestDrainFinishesJobInFlight(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	slow := &slowAnalyzer{Analyzer: triageAnalyzer(t, ""), d: 500 * time.Millisecond, started: make(chan struct{}, 1)}
 	e := newEnv(t, RunOptions{Workers: 1, Analyzer: slow})
 	e.submitAll(files[:1], Meta{})
@@ -448,7 +455,7 @@ func TestClassification(t *testing.T) {
 // TestRetention: dump bytes leave the object store after the configured
 // retention; reports and state stay.
 func TestRetention(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	e := newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, ""), Config: Config{Retention: 2 * time.Second}})
 	res := e.submitAll(files[:1], Meta{})
 	waitFor(t, 30*time.Second, "report", func() bool { return e.streamMsgs(ReportStream) == 1 })
@@ -469,7 +476,7 @@ func TestRetention(t *testing.T) {
 // transient reason is analysed again when it is submitted again; one that
 // failed permanently is not.
 func TestResubmitAfterTransientFailure(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	fa := &flakyAnalyzer{Analyzer: triageAnalyzer(t, ""), n: 1}
 	e := newEnv(t, RunOptions{Workers: 1, Analyzer: fa, Config: Config{MaxDeliver: 1}})
 	res := e.submitAll(files[:1], Meta{})

@@ -44,7 +44,7 @@ func writeCert(t *testing.T, dir, name string, tmpl *x509.Certificate, parent *x
 // TestMutualTLS: the embedded server configured for mutual TLS accepts a
 // submitter with the CA and a client certificate, and refuses one without.
 func TestMutualTLS(t *testing.T) {
-	files := corpusKernel(t)
+	files := synthKernel(t, 1)
 	dir := t.TempDir()
 	now := time.Now()
 	ca, caKey := writeCert(t, dir, "ca", &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kdtriage test CA"},

@@ -230,12 +230,43 @@ func corpusKernelFiles(t *testing.T) []string {
 	return files
 }
 
-// TestServeSubmitFeed: every corpus kernel dump submitted through serve
-// gives exactly one report in the feed; a poison file gives a failure
+// synthKernelFiles writes n distinct synthetic kernel triage dumps (built
+// by kdumptest: no corpus needed) to a temp dir: x64, ARM64 and x86 in
+// turn, faulting in one of three drivers, each with its own SHA-256 (the
+// time stamp of the second module is the dump's index).
+func synthKernelFiles(t *testing.T, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	arches := []kdumptest.Arch{kdumptest.AMD64, kdumptest.ARM64, kdumptest.X86}
+	drivers := []string{"amdppm.sys", "netfoo.sys", "stor9.sys", "gfx7.sys"}
+	paths := make([]string, n)
+	for i := range n {
+		a := arches[i%len(arches)]
+		mods := kdumptest.DefaultModules(a)
+		mods[1].TimeDateStamp = 0x61000000 + uint32(i)
+		last := &mods[len(mods)-1] // the faulting driver by default
+		last.Name = drivers[i%len(drivers)]
+		last.Path = `\SystemRoot\System32\drivers\` + last.Name
+		paths[i] = filepath.Join(dir, fmt.Sprintf("synth-%s-%04d.dmp", a, i))
+		if _, err := kdumptest.BuildFile(paths[i], kdumptest.Spec{Arch: a, Kind: kdumptest.Triage, Modules: mods}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return paths
+}
+
+// TestServeSubmitFeed: synthetic kernel dumps submitted through serve give
+// exactly one report each in the feed; a poison file gives a failure
 // report and does not stop the pipeline; submitting everything again
 // analyses nothing; /metrics and /healthz answer.
-func TestServeSubmitFeed(t *testing.T) {
-	files := corpusKernelFiles(t)
+func TestServeSubmitFeed(t *testing.T) { checkServeSubmitFeed(t, synthKernelFiles(t, 8)) }
+
+// TestCorpusServeSubmitFeed is TestServeSubmitFeed on every kernel dump of
+// the corpus (the acceptance test through the command); it skips without
+// the corpus.
+func TestCorpusServeSubmitFeed(t *testing.T) { checkServeSubmitFeed(t, corpusKernelFiles(t)) }
+
+func checkServeSubmitFeed(t *testing.T, files []string) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
 	os.MkdirAll(in, 0o700)
@@ -316,7 +347,7 @@ func TestServeSubmitFeed(t *testing.T) {
 	srv.stop()
 }
 
-// makeBigDump writes a copy of a corpus dump extended (sparsely) to size
+// makeBigDump writes a copy of a dump extended (sparsely) to size
 // bytes: the worker must download and spool all of it.
 func makeBigDump(t *testing.T, src, dst string, size int64) {
 	t.Helper()
@@ -336,7 +367,7 @@ func makeBigDump(t *testing.T, src, dst string, size int64) {
 // the job is redelivered to another worker and the feed has exactly one
 // report for it.
 func TestWorkerKilledMidJob(t *testing.T) {
-	files := corpusKernelFiles(t)
+	files := synthKernelFiles(t, 1)
 	dir := t.TempDir()
 	big := filepath.Join(dir, "MEMORY.DMP")
 	makeBigDump(t, files[0], big, 384<<20)
@@ -374,21 +405,14 @@ func TestWorkerKilledMidJob(t *testing.T) {
 // are queued and in flight, restarted on the same store directory, and
 // every dump still ends with exactly one report.
 func TestServerRestartLosesNothing(t *testing.T) {
-	files := corpusKernelFiles(t)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
 	os.MkdirAll(in, 0o700)
-	// Distinct dumps: corpus bytes with a varying trailing tag.
-	n := 0
-	for i := 0; i < 8; i++ {
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = append(b, []byte(fmt.Sprintf("tag-%04d", n))...)
-			os.WriteFile(filepath.Join(in, fmt.Sprintf("d%04d.dmp", n)), b, 0o600)
-			n++
+	files := synthKernelFiles(t, 192)
+	n := len(files)
+	for _, f := range files {
+		if err := os.Rename(f, filepath.Join(in, filepath.Base(f))); err != nil {
+			t.Fatal(err)
 		}
 	}
 	store := filepath.Join(dir, "store")
@@ -432,7 +456,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 // directory, only with consent, remembers them across restarts and never
 // deletes them.
 func TestAgentProcess(t *testing.T) {
-	files := corpusKernelFiles(t)[:3]
+	files := synthKernelFiles(t, 3)
 	dir := t.TempDir()
 	watch := filepath.Join(dir, "Minidump")
 	os.MkdirAll(watch, 0o700)
