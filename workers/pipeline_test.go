@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kdtriage/kdtriage/kdump/minidump"
+	"github.com/kdtriage/kdtriage/kdump/minidump/minidumptest"
 	"github.com/kdtriage/kdtriage/triage"
 )
 
@@ -495,25 +497,64 @@ func TestResubmitAfterTransientFailure(t *testing.T) {
 	}
 }
 
-// TestUserModeDumps: user-mode minidumps go through the same pipeline: a
-// report each, analysed or, while the analysis does not support them, a
-// permanent UNSUPPORTED_DUMP failure report; never a retry loop.
-func TestUserModeDumps(t *testing.T) {
+// TestUserModeDumps runs checkUserModeDumps on synthetic user-mode
+// minidumps (x86, two of them x64); it needs no corpus.
+func TestUserModeDumps(t *testing.T) { checkUserModeDumps(t, synthUser(t, 4)) }
+
+// TestCorpusUserModeDumps runs checkUserModeDumps on the corpus's
+// user-mode dumps; it skips without the corpus.
+func TestCorpusUserModeDumps(t *testing.T) {
 	dir := os.Getenv("KDTRIAGE_CORPUS")
 	if dir == "" {
 		dir = filepath.Join("..", "..", "shared", "corpus")
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "user", "*.dmp"))
 	if len(files) == 0 {
-		t.Skip("corpus user-mode dumps not found")
+		t.Skipf("corpus user-mode dumps not found at %s (set KDTRIAGE_CORPUS)", dir)
 	}
 	if len(files) > 6 {
 		files = files[:6]
 	}
+	checkUserModeDumps(t, files)
+}
+
+// synthUser writes n distinct synthetic user-mode minidumps: an access
+// violation in App.exe, x86 for even i and x64 for odd i, the module time
+// stamp varying with i.
+func synthUser(t *testing.T, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	paths := make([]string, n)
+	for i := range n {
+		b := &minidumptest.Builder{Arch: minidump.ArchX86, Major: 10, Build: 19045,
+			Modules: []minidumptest.Module{{Path: `C:\app\App.exe`, Base: 0x400000, Size: 0x10000, TimeDateStamp: 0x5F000000 + uint32(i)}}}
+		ctx := minidumptest.X86Context(0x401000, 0x12F010, 0x12F020)
+		if i%2 == 1 {
+			b.Arch = minidump.ArchAMD64
+			ctx = minidumptest.X64Context(0x401000, 0x12F010, 0x12F020)
+		}
+		b.Threads = []minidumptest.Thread{{ID: 9, StackStart: 0x12F000, Stack: make([]byte, 0x100), Context: ctx}}
+		b.Exception = &minidumptest.Exception{ThreadID: 9, Code: 0xC0000005, Address: 0x401000, Information: []uint64{1, 0}, Context: ctx}
+		paths[i] = filepath.Join(dir, fmt.Sprintf("user-%02d.dmp", i))
+		if err := os.WriteFile(paths[i], b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return paths
+}
+
+// checkUserModeDumps: user-mode minidumps go through the same pipeline: a
+// report each, analysed or, while the analysis does not support them, a
+// permanent UNSUPPORTED_DUMP failure report; never a retry loop.
+func checkUserModeDumps(t *testing.T, files []string) {
 	e := newEnv(t, RunOptions{Workers: 2, Analyzer: triageAnalyzer(t, "")})
 	e.submitAll(files, Meta{})
 	waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) >= uint64(len(files)) })
-	for _, r := range e.reports() {
+	reps := e.reports()
+	if len(reps) != len(files) {
+		t.Errorf("%d reports for %d dumps", len(reps), len(files))
+	}
+	for _, r := range reps {
 		env := r.Envelope
 		if env.Status == StatusFailed && (!env.Permanent || env.Bucket != "KDTRIAGE_UNSUPPORTED_DUMP" && env.Bucket != "KDTRIAGE_CORRUPT_DUMP") {
 			t.Errorf("%s: %s %s (%s)", env.Dump.Name, env.Status, env.Bucket, env.Error)
@@ -521,8 +562,48 @@ func TestUserModeDumps(t *testing.T) {
 		if env.Status == StatusOK && (env.Bucket == "" || env.Hash == "") {
 			t.Errorf("%s: ok without bucket", env.Dump.Name)
 		}
+		t.Logf("%s: %s %s", env.Dump.Name, env.Status, env.Bucket)
 	}
 	if n := e.metrics.Counter(metricJobs, `outcome="retry"`); n != 0 {
 		t.Errorf("%d retries", n)
+	}
+}
+
+// TestReportStreamDownOnLastDelivery: a permanent failure on the last
+// delivery while REPORTS cannot be written must hand the job back and free
+// the slot (it used to recurse between fail and retry for as long as the
+// publish failed, and the pool never drained).
+func TestReportStreamDownOnLastDelivery(t *testing.T) {
+	dir := t.TempDir()
+	poison := filepath.Join(dir, "text.dmp")
+	if err := os.WriteFile(poison, []byte("this is not a crash dump\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, ""), Config: Config{MaxDeliver: 1}})
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, ReportStream); err != nil {
+		t.Fatal(err)
+	}
+	e.submitAll([]string{poison}, Meta{})
+	waitFor(t, 30*time.Second, "the failed report attempt", func() bool {
+		return e.metrics.Counter(metricJobs, `outcome="retry"`) >= 1
+	})
+	time.Sleep(300 * time.Millisecond)
+	cancel, done := e.cancel, e.done
+	e.cancel = nil
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pool did not drain: the slot is stuck reporting the failure")
+	}
+	if n := e.metrics.Counter(metricJobs, `outcome="retry"`); n != 1 {
+		t.Errorf("%d hand-backs, want 1 (the job is not delivered again after MaxDeliver)", n)
+	}
+	if n := e.streamMsgs(JobStream); n != 1 {
+		t.Errorf("%d jobs in DUMPS, want 1 left for the keeper", n)
 	}
 }

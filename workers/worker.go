@@ -357,7 +357,11 @@ func publishReport(ctx context.Context, as *Assets, env *Envelope, job *Job, err
 func (p *Pool) fail(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, job *Job, prev *State, cause error, log zerolog.Logger) {
 	env := failureEnvelope(p.envelope(job, md, prev), cause, p.opts.Analyzer.RuleSetHash())
 	if err := p.publish(ctx, env, job, cause.Error()); err != nil {
-		p.retry(msg, md, log, err)
+		// Not p.retry: on the last delivery it would call fail again, and
+		// recurse for as long as REPORTS cannot be written. After the last
+		// delivery the server raises the MaxDeliver advisory and the keeper
+		// writes the failure report.
+		p.nakLater(msg, md, log, fmt.Errorf("%w (while reporting: %v)", err, cause))
 		return
 	}
 	p.deadLetter(ctx, msg.Subject(), msg.Data(), md.Sequence.Stream, cause)
@@ -394,6 +398,11 @@ func (p *Pool) retry(msg jetstream.Msg, md *jetstream.MsgMetadata, log zerolog.L
 			return
 		}
 	}
+	p.nakLater(msg, md, log, cause)
+}
+
+// nakLater hands a job back with a delay growing with its delivery count.
+func (p *Pool) nakLater(msg jetstream.Msg, md *jetstream.MsgMetadata, log zerolog.Logger, cause error) {
 	n := uint64(1)
 	if md != nil {
 		n = md.NumDelivered
