@@ -3,6 +3,8 @@ package workers
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -605,5 +607,32 @@ func TestReportStreamDownOnLastDelivery(t *testing.T) {
 	}
 	if n := e.streamMsgs(JobStream); n != 1 {
 		t.Errorf("%d jobs in DUMPS, want 1 left for the keeper", n)
+	}
+}
+
+// TestUploadOfChangedFile: bytes that do not hash to the name computed
+// before the upload (a file still being written) are not stored under that
+// name; before, the object was written and a worker would fail the dump
+// permanently as a digest mismatch.
+func TestUploadOfChangedFile(t *testing.T) {
+	e := newEnv(t, RunOptions{})
+	ctx := context.Background()
+	hashed := sha256.Sum256([]byte("the dump as it was hashed"))
+	name := hex.EncodeToString(hashed[:])
+	sent := strings.NewReader("the dump as it was uploaded, longer by now")
+	_, err := putObject(ctx, e.js, name, "MEMORY.DMP", 8, 2, sent)
+	if !errors.Is(err, errChangedWhileUploading) {
+		t.Fatalf("putObject: %v, want errChangedWhileUploading", err)
+	}
+	if _, err := e.as.Dumps.GetInfo(ctx, name); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Errorf("object stored under the stale name: %v", err)
+	}
+	// The same bytes under their own name are stored.
+	good := []byte("the dump as it was hashed")
+	if _, err := putObject(ctx, e.js, name, "MEMORY.DMP", 8, 2, bytes.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.as.Dumps.GetBytes(ctx, name); err != nil || !bytes.Equal(got, good) {
+		t.Errorf("stored %q, %v", got, err)
 	}
 }

@@ -186,14 +186,14 @@ func (s *Submitter) upload(ctx context.Context, path, sum string) error {
 			chunk = uint32(max(fi.Size(), 1))
 		}
 	}
-	info, err := putObject(ctx, s.js, sum, filepath.Base(path), chunk, maxUploadInFlight, r)
-	if err != nil {
+	// putObject refuses to name the object sum unless the bytes sent hash
+	// to it (errChangedWhileUploading): nothing is stored for a file that
+	// changed since it was hashed, and the agent tries again later.
+	if _, err := putObject(ctx, s.js, sum, filepath.Base(path), chunk, maxUploadInFlight, r); err != nil {
+		if errors.Is(err, errChangedWhileUploading) {
+			return fmt.Errorf("%s: %w; try again once it is completely written", path, errChangedWhileUploading)
+		}
 		return fmt.Errorf("uploading %s: %w", path, err)
-	}
-	// The store's digest covers the bytes actually uploaded.
-	if !digestIs(info.Digest, sum) {
-		s.obs.Delete(context.WithoutCancel(ctx), sum)
-		return fmt.Errorf("%s changed while it was uploaded", path)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 )
+
+// errChangedWhileUploading is wrapped when a file's bytes no longer hash to
+// the SHA-256 computed before its upload.
+var errChangedWhileUploading = errors.New("file changed while it was uploaded")
 
 // putObject stores r in the object store bucket DumpBucket under name with
 // the object store's wire layout (chunks on $O.<bucket>.C.<nuid>, then the
@@ -79,6 +84,13 @@ func putObject(ctx context.Context, js jetstream.JetStream, name, desc string, c
 	}
 	if err := wait(); err != nil {
 		return fail(err)
+	}
+	// The object's name is the SHA-256 the submitter computed before the
+	// upload: if the file changed since (a dump still being written), its
+	// metadata must not be written, or a worker would fetch bytes that do
+	// not match the name and fail the dump permanently.
+	if got := hex.EncodeToString(h.Sum(nil)); validSHA256(name) && got != name {
+		return fail(fmt.Errorf("%w: the bytes sent hash to %s, not %s", errChangedWhileUploading, got, name))
 	}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: jetstream.ObjectMeta{Name: name, Description: desc, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunk}},
