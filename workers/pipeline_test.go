@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -634,5 +635,27 @@ func TestUploadOfChangedFile(t *testing.T) {
 	}
 	if got, err := e.as.Dumps.GetBytes(ctx, name); err != nil || !bytes.Equal(got, good) {
 		t.Errorf("stored %q, %v", got, err)
+	}
+}
+
+// TestNoGoroutineLeak: a pipeline with every component (workers, rule
+// watcher, keeper, aggregator, HTTP endpoint) that processed jobs leaves no
+// goroutine behind once it is stopped and its server shut down.
+func TestNoGoroutineLeak(t *testing.T) {
+	files := synthKernel(t, 6)
+	before := runtime.NumGoroutine()
+	t.Run("pipeline", func(t *testing.T) {
+		e := newEnv(t, RunOptions{Workers: 3, Analyzer: triageAnalyzer(t, t.TempDir()), RulesDir: t.TempDir(),
+			Keeper: true, Aggregator: true, HTTPAddr: "127.0.0.1:0"})
+		e.submitAll(files, Meta{})
+		waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) == uint64(len(files)) })
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left behind:\n%s", after-before, buf[:runtime.Stack(buf, true)])
 	}
 }
