@@ -196,6 +196,18 @@ func unwindARM64(img *pe.File, base uint64, f *Frame, mem kdump.Memory) (kdump.C
 			if code.Op == pe.ARM64SaveRegX {
 				sp += uint64(code.Offset)
 			}
+		case pe.ARM64SaveNext:
+			reg, off, ok := saveNextSlot(codes, i)
+			if !ok {
+				continue // a pair of FP registers (not tracked), or malformed
+			}
+			a, ok1 := read(sp + off)
+			b, ok2 := read(sp + off + 8)
+			if !ok1 || !ok2 {
+				return c, valid, false
+			}
+			c.GPR[reg], c.GPR[reg+1] = a, b
+			valid |= 1<<reg | 1<<(reg+1)
 		case pe.ARM64SaveFRegPX, pe.ARM64SaveFRegX:
 			sp += uint64(code.Offset)
 		case pe.ARM64SetFP:
@@ -216,6 +228,38 @@ done:
 	c.PC = stripPAC(c.GPR[kdump.RegARM64LR])
 	c.GPR[kdump.RegARM64SP] = sp
 	return c, valid, true
+}
+
+// saveNextSlot resolves the save_next at codes[i]: it saves the register
+// pair after the one saved by the next code that is not a save_next
+// (codes list the prolog backwards), k pairs on and 16*k bytes further,
+// where k is the distance to that code. It returns the first X register of
+// the pair and its offset from the SP at that point of the unwind (the SP
+// a pre-indexed save_regp_x or save_r19r20_x leaves, and save_next does
+// not move). ok is false for pairs of FP registers and for a pair that
+// would pass x28.
+func saveNextSlot(codes []pe.ARM64Code, i int) (reg int, off uint64, ok bool) {
+	b := i + 1
+	for b < len(codes) && codes[b].Op == pe.ARM64SaveNext {
+		b++
+	}
+	if b >= len(codes) {
+		return 0, 0, false
+	}
+	k := b - i
+	base := codes[b]
+	switch base.Op {
+	case pe.ARM64SaveRegP:
+		off = uint64(base.Offset)
+	case pe.ARM64SaveRegPX, pe.ARM64SaveR19R20X:
+	default:
+		return 0, 0, false
+	}
+	reg = int(base.Reg) + 2*k
+	if reg+1 > 28 {
+		return 0, 0, false
+	}
+	return reg, off + 16*uint64(k), true
 }
 
 // unwindARM64Packed unwinds a function described by packed unwind data from
