@@ -94,11 +94,18 @@ func (k *Keeper) handle(ctx context.Context, jobs jetstream.Stream, msg jetstrea
 		if err != nil {
 			return err
 		}
-		if prev != nil && !job.Reprocess && prev.Status == StatusOK {
-			// Analysed and reported; only the acknowledgement was lost.
+		// Analysed and reported (a new submission of a dump with a good
+		// report), or a worker reached a verdict on this very job after it
+		// was queued (a failure report, its dead-letter copy already
+		// written): only the acknowledgement or termination was lost. A
+		// second report would contradict the first, and its state would
+		// turn a transient failure permanent.
+		if prev != nil && (!job.Reprocess && prev.Status == StatusOK || !raw.Time.IsZero() && prev.AnalyzedAt.After(raw.Time)) {
 			if err := jobs.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 				return fmt.Errorf("removing job %d: %w", adv.StreamSeq, err)
 			}
+			k.log.Info().Str("dump", job.SHA256).Uint64("seq", adv.StreamSeq).Str("report", prev.ReportID).
+				Msg("deliveries exhausted after a verdict: job removed")
 			return nil
 		}
 		env := &Envelope{SchemaVersion: 1, Dump: job, Analyzer: k.analyzer, AnalyzedAt: time.Now().UTC(),

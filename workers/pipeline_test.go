@@ -659,3 +659,49 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Errorf("%d goroutines left behind:\n%s", after-before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestKeeperAfterVerdict: a worker published a (transient) failure report
+// for a job on its last delivery, and its termination was lost. The keeper
+// must only remove the job: it used to publish a second, permanent
+// "workers died" report over the first, so that a resubmission of the dump
+// was never analysed again.
+func TestKeeperAfterVerdict(t *testing.T) {
+	files := synthKernel(t, 1)
+	cfg := Config{MaxDeliver: 1, AckWait: 300 * time.Millisecond}
+	e := newEnv(t, RunOptions{Keeper: true, Config: cfg})
+	res := e.submitAll(files, Meta{Host: "h"})
+	ctx := context.Background()
+	cons, err := e.js.Consumer(ctx, JobStream, WorkerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var job Job
+	if err := json.Unmarshal(msg.Data(), &job); err != nil {
+		t.Fatal(err)
+	}
+	// What Pool.fail does on the last delivery, short of the Term.
+	cause := fmt.Errorf("%w (1): last error: disk full", errMaxDeliveries)
+	env := failureEnvelope(&Envelope{SchemaVersion: 1, Dump: job, AnalyzedAt: time.Now().UTC(), Deliveries: 1}, cause, "")
+	if err := publishReport(ctx, e.as, env, &job, cause.Error(), e.metrics); err != nil {
+		t.Fatal(err)
+	}
+	// Live workers keep pulling, so the server notices the exhausted job.
+	waitFor(t, 30*time.Second, "the keeper to remove the job", func() bool {
+		if m, _ := next(ctx, cons, 200*time.Millisecond); m != nil {
+			t.Fatalf("job delivered beyond MaxDeliver")
+		}
+		return e.streamMsgs(JobStream) == 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := e.streamMsgs(ReportStream); n != 1 {
+		t.Errorf("%d reports, want the worker's 1", n)
+	}
+	st, err := getState(ctx, e.as.State, res[0].SHA256)
+	if err != nil || st == nil || st.Permanent || st.ReportID != env.ReportID || st.Error != cause.Error() {
+		t.Errorf("state %+v (%v), want the worker's transient failure %s", st, err, env.ReportID)
+	}
+}
