@@ -73,6 +73,8 @@ func FuzzWalkImage(f *testing.F) {
 	binary.LittleEndian.PutUint64(arm[0x2800:], 0x1000|uint64(1|0x40<<2|3<<16|1<<21|0x20<<23)<<32) // packed: RegI 3, CR 1
 	binary.LittleEndian.PutUint64(arm[0x2808:], 0x1400|uint64(0x1800)<<32)                         // .xdata at 0x1800
 	f.Add(arm, stack, uint8(2), uint16(0x20))
+	xdata := []byte{0x40, 0, 0x20, 0x08, 0x44, 0xE6, 0x26, 0xE4} // save_fplr, save_next, save_r19r20_x, end
+	f.Add(synthARM64([][2]uint32{{0x1000, 0x1800}}, map[uint32][]byte{0x1800: xdata}), stack, uint8(2), uint16(0x80))
 	f.Fuzz(func(t *testing.T, img, stk []byte, machine uint8, ip uint16) {
 		if len(img) > 1<<16 || len(stk) > 1<<14 {
 			return
