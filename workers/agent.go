@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,7 +205,13 @@ func (a *Agent) Scan(ctx context.Context) int {
 		if now.Sub(c.stableSince) < a.opts.Settle || now.Before(c.nextTry) {
 			continue
 		}
-		if ok, why := a.allowed(path, fi.Size()); !ok {
+		// Windows' directory listing can lag behind a file still open for
+		// writing: take the size from the file itself.
+		if cur, err := os.Stat(path); err != nil || cur.Size() != c.size || !cur.ModTime().Equal(c.mtime) {
+			delete(a.pending, path)
+			continue
+		}
+		if ok, why := a.allowed(path, fi.Size(), now.Sub(c.stableSince) >= a.incompleteGrace()); !ok {
 			if why != "" {
 				log.Info().Str("file", path).Str("reason", why).Msg("not sent (policy)")
 				a.state.Sent[key] = sentEntry{Path: path, Size: fi.Size(), SubmittedAt: time.Time{}}
@@ -275,7 +282,12 @@ func (a *Agent) matches(name string) bool {
 // allowed applies the size policy. It also checks that the file can be
 // opened and read (a dump still being written by Windows is locked). A
 // false result with an empty reason means "not yet".
-func (a *Agent) allowed(path string, size int64) (bool, string) {
+//
+// A kernel dump whose header asks for more bytes (RequiredDumpSpace) than
+// the file has is still being written: "not yet", until it has been
+// stable for incompleteGrace (then it is a truncated dump, sent as it is
+// for the analysis to report).
+func (a *Agent) allowed(path string, size int64, pastGrace bool) (bool, string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, ""
@@ -284,6 +296,13 @@ func (a *Agent) allowed(path string, size int64) (bool, string) {
 	var head [8]byte
 	if _, err := f.ReadAt(head[:], 0); err != nil && !errors.Is(err, io.EOF) {
 		return false, ""
+	}
+	if need := requiredDumpSpace(f, head); need > uint64(size) {
+		if !pastGrace {
+			a.opts.Log.Debug().Str("file", path).Int64("size", size).Uint64("required", need).Msg("dump not completely written yet")
+			return false, ""
+		}
+		a.opts.Log.Warn().Str("file", path).Int64("size", size).Uint64("required", need).Msg("dump shorter than its header says: sent as it is")
 	}
 	if size <= a.opts.SmallLimit {
 		return true, ""
@@ -302,6 +321,30 @@ func (a *Agent) allowed(path string, size int64) (bool, string) {
 		return false, fmt.Sprintf("%d bytes is above the %d-byte cap", size, a.opts.MaxSize)
 	}
 	return true, ""
+}
+
+// incompleteGrace is how long a dump that looks incompletely written must
+// stay unchanged before it is sent anyway.
+func (a *Agent) incompleteGrace() time.Duration {
+	return max(10*a.opts.Settle, 2*time.Minute)
+}
+
+// requiredDumpSpace returns a kernel dump header's RequiredDumpSpace (the
+// complete file's size, at 0xFA0 in both the 32- and 64-bit headers), or 0
+// when the file is no kernel dump or the field is unset.
+func requiredDumpSpace(f io.ReaderAt, head [8]byte) uint64 {
+	if h := string(head[:]); h != "PAGEDU64" && h != "PAGEDUMP" {
+		return 0
+	}
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], 0xFA0); err != nil {
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(b[:])
+	if v == 0x4547415045474150 { // "PAGEPAGE": the header's fill, unset
+		return 0
+	}
+	return v
 }
 
 // save writes the state file atomically.

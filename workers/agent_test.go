@@ -160,3 +160,58 @@ func TestAgentOfflineBackoff(t *testing.T) {
 		t.Errorf("not sent after the backoff: %v", rec.sent())
 	}
 }
+
+// TestAgentWaitsForRequiredDumpSpace: a kernel dump whose header asks for
+// more bytes than the file holds (Windows still copying it) is not sent
+// even though its size has settled; once complete it is. One that stays
+// short past the grace period is sent as it is.
+func TestAgentWaitsForRequiredDumpSpace(t *testing.T) {
+	full, err := os.ReadFile(synthKernel(t, 1)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		data       []byte
+		afterGrace bool
+		want       int
+	}{
+		{"complete", full, false, 1},
+		{"half written", full[:len(full)/2], false, 0},
+		{"half written past the grace", full[:len(full)/2], true, 1},
+		{"not a kernel dump", []byte("MDMP and whatever"), false, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "MEMORY.DMP")
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{}
+			a, err := NewAgent(AgentOptions{Dir: dir, StateFile: filepath.Join(t.TempDir(), "s.json"), Consent: true, Include: []string{"*.dmp"},
+				Settle: 20 * time.Millisecond}, rec.submit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Scan(context.Background())
+			if tc.afterGrace {
+				a.pending[path].stableSince = time.Now().Add(-a.incompleteGrace())
+			}
+			time.Sleep(40 * time.Millisecond)
+			a.Scan(context.Background())
+			if got := len(rec.sent()); got != tc.want {
+				t.Errorf("sent %d, want %d", got, tc.want)
+			}
+			if tc.want == 0 { // completed now: sent on the scans after Settle
+				if err := os.WriteFile(path, full, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				scanUntilSettled(a, 20*time.Millisecond)
+				if got := len(rec.sent()); got != 1 {
+					t.Errorf("sent %d once complete, want 1", got)
+				}
+			}
+		})
+	}
+}
