@@ -622,8 +622,8 @@ func TestUploadOfChangedFile(t *testing.T) {
 	name := hex.EncodeToString(hashed[:])
 	sent := strings.NewReader("the dump as it was uploaded, longer by now")
 	_, err := putObject(ctx, e.js, name, "MEMORY.DMP", 8, 2, sent)
-	if !errors.Is(err, errChangedWhileUploading) {
-		t.Fatalf("putObject: %v, want errChangedWhileUploading", err)
+	if !errors.Is(err, ErrChangedWhileUploading) {
+		t.Fatalf("putObject: %v, want ErrChangedWhileUploading", err)
 	}
 	if _, err := e.as.Dumps.GetInfo(ctx, name); !errors.Is(err, jetstream.ErrObjectNotFound) {
 		t.Errorf("object stored under the stale name: %v", err)

@@ -187,11 +187,11 @@ func (s *Submitter) upload(ctx context.Context, path, sum string) error {
 		}
 	}
 	// putObject refuses to name the object sum unless the bytes sent hash
-	// to it (errChangedWhileUploading): nothing is stored for a file that
+	// to it (ErrChangedWhileUploading): nothing is stored for a file that
 	// changed since it was hashed, and the agent tries again later.
 	if _, err := putObject(ctx, s.js, sum, filepath.Base(path), chunk, maxUploadInFlight, r); err != nil {
-		if errors.Is(err, errChangedWhileUploading) {
-			return fmt.Errorf("%s: %w; try again once it is completely written", path, errChangedWhileUploading)
+		if errors.Is(err, ErrChangedWhileUploading) {
+			return fmt.Errorf("%s: %w; try again once it is completely written", path, ErrChangedWhileUploading)
 		}
 		return fmt.Errorf("uploading %s: %w", path, err)
 	}

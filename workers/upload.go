@@ -16,9 +16,10 @@ import (
 	"github.com/nats-io/nuid"
 )
 
-// errChangedWhileUploading is wrapped when a file's bytes no longer hash to
-// the SHA-256 computed before its upload.
-var errChangedWhileUploading = errors.New("file changed while it was uploaded")
+// ErrChangedWhileUploading is wrapped by Submitter.Submit when a file's
+// bytes no longer hash to the SHA-256 computed before its upload (it is
+// still being written); nothing was stored, and a later try may succeed.
+var ErrChangedWhileUploading = errors.New("file changed while it was uploaded")
 
 // putObject stores r in the object store bucket DumpBucket under name with
 // the object store's wire layout (chunks on $O.<bucket>.C.<nuid>, then the
@@ -90,7 +91,7 @@ func putObject(ctx context.Context, js jetstream.JetStream, name, desc string, c
 	// metadata must not be written, or a worker would fetch bytes that do
 	// not match the name and fail the dump permanently.
 	if got := hex.EncodeToString(h.Sum(nil)); validSHA256(name) && got != name {
-		return fail(fmt.Errorf("%w: the bytes sent hash to %s, not %s", errChangedWhileUploading, got, name))
+		return fail(fmt.Errorf("%w: the bytes sent hash to %s, not %s", ErrChangedWhileUploading, got, name))
 	}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: jetstream.ObjectMeta{Name: name, Description: desc, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunk}},

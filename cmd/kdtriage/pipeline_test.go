@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -592,4 +593,37 @@ func TestBigDumpWorkerRSS(t *testing.T) {
 		t.Errorf("worker peak RSS %d bytes, target < 150 MiB", rss)
 	}
 	w.stop()
+}
+
+// TestSubmitWithoutFiles: submit checks its arguments before it looks for a
+// server: a missing file is named plainly (exit 2), an empty directory is
+// no error, and neither waits for the unreachable --nats-url.
+func TestSubmitWithoutFiles(t *testing.T) {
+	needBinary(t)
+	empty := t.TempDir()
+	missing := filepath.Join(empty, "x.dmp")
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{missing}, exitBadDump, "kdtriage submit: " + missing + ": no such file or directory\n"},
+		{[]string{empty}, 0, ""},
+	}
+	for _, tc := range tests {
+		cmd := exec.Command(kdtriageBin, append([]string{"submit", "--nats-url", "nats://127.0.0.1:1"}, tc.args...)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || errb.String() != tc.stderr || out.Len() != 0 {
+			t.Errorf("submit %v: exit %d, stderr %q, stdout %q; want exit %d, stderr %q", tc.args, code, errb.String(), out.String(), tc.code, tc.stderr)
+		}
+	}
 }

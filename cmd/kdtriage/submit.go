@@ -96,6 +96,20 @@ func (a *app) runSubmit(cmd *cobra.Command, args []string) error {
 	}
 	include, _ := cmd.Flags().GetStringSlice("include")
 	files, bad := expandSubmitArgs(args, include)
+	report := func() error {
+		for _, err := range bad {
+			fmt.Fprintln(a.stderr, "kdtriage submit:", pathErrorText(err))
+		}
+		if len(bad) > 0 {
+			return &exitError{code: exitBadDump}
+		}
+		return nil
+	}
+	if len(files) == 0 {
+		// Nothing to send (an empty Minidump directory is fine): say why
+		// without waiting for a server.
+		return report()
+	}
 	nc, err := a.connect(cmd, "kdtriage-submit")
 	if err != nil {
 		return err
@@ -116,7 +130,7 @@ func (a *app) runSubmit(cmd *cobra.Command, args []string) error {
 				return ctx.Err()
 			}
 			var pe *fs.PathError
-			if errors.As(err, &pe) {
+			if errors.As(err, &pe) || errors.Is(err, workers.ErrChangedWhileUploading) {
 				bad = append(bad, err)
 				continue
 			}
@@ -131,13 +145,17 @@ func (a *app) runSubmit(cmd *cobra.Command, args []string) error {
 		}
 		fmt.Fprintf(a.stdout, "%s %s %s %s\n", res.SHA256, up, q, res.Path)
 	}
-	for _, err := range bad {
-		fmt.Fprintln(a.stderr, "kdtriage submit:", err)
+	return report()
+}
+
+// pathErrorText words a file error as "path: reason" (not "stat path:
+// reason", which names a system call the user never made).
+func pathErrorText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Path + ": " + pe.Err.Error()
 	}
-	if len(bad) > 0 {
-		return &exitError{code: exitBadDump}
-	}
-	return nil
+	return err.Error()
 }
 
 // expandSubmitArgs lists the files to submit: files as given, directories
