@@ -705,3 +705,35 @@ func TestKeeperAfterVerdict(t *testing.T) {
 		t.Errorf("state %+v (%v), want the worker's transient failure %s", st, err, env.ReportID)
 	}
 }
+
+// TestMissingObjectNotFinal: a job whose dump bytes are gone from the
+// object store (expired with the retention while it waited) gets a failure
+// report, but a later submission of the dump uploads and analyses it; the
+// failure used to be recorded as permanent, so the dump was never analysed.
+func TestMissingObjectNotFinal(t *testing.T) {
+	files := synthKernel(t, 1)
+	sha, size, err := HashFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, "")})
+	ctx := context.Background()
+	j := &Job{SHA256: sha, Size: size, SubmittedAt: time.Now()}
+	m, _ := j.msg()
+	m.Header.Set(nats.MsgIdHdr, "expired-"+sha) // not the submitter's ID
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "failure report", func() bool { return e.streamMsgs(ReportStream) == 1 })
+	if r := e.reports()[0].Envelope; r.Status != StatusFailed || r.Bucket != "KDTRIAGE_MISSING_DUMP" || r.Permanent {
+		t.Fatalf("first report %s %s permanent=%v (%s)", r.Status, r.Bucket, r.Permanent, r.Error)
+	}
+	res := e.submitAll(files, Meta{Host: "again"})
+	if !res[0].Uploaded {
+		t.Errorf("resubmission did not upload the missing bytes")
+	}
+	waitFor(t, 30*time.Second, "second report", func() bool { return e.streamMsgs(ReportStream) == 2 })
+	if r := e.reports()[1].Envelope; r.Status != StatusOK || r.Dump.Host != "again" {
+		t.Errorf("second report %s %s (%s)", r.Status, r.Bucket, r.Error)
+	}
+}

@@ -375,7 +375,10 @@ func (p *Pool) fail(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMet
 func failureEnvelope(e *Envelope, cause error, ruleSet string) *Envelope {
 	e.Status = StatusFailed
 	e.Error = cause.Error()
-	e.Permanent = IsPermanent(cause)
+	// A missing object ends the job but says nothing about the dump (its
+	// bytes expired with the retention, perhaps while the job waited): a
+	// new submission uploads them again and must be analysed.
+	e.Permanent = IsPermanent(cause) && !errors.Is(cause, errMissingObject)
 	e.Bucket = failureBucket(cause)
 	e.Hash = triage.FailureIDHash(triage.SourceKernel, e.Bucket)
 	e.Severity = "info"
