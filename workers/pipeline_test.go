@@ -737,3 +737,33 @@ func TestMissingObjectNotFinal(t *testing.T) {
 		t.Errorf("second report %s %s (%s)", r.Status, r.Bucket, r.Error)
 	}
 }
+
+// TestStaleSpoolSwept: a pool removes the spool files a killed worker left
+// behind (older than staleSpoolAge) and nothing else.
+func TestStaleSpoolSwept(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, age time.Duration) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("spooled"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ts := time.Now().Add(-age)
+		if err := os.Chtimes(p, ts, ts); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := write("kdtriage-spool-123.dmp", staleSpoolAge+time.Hour)
+	fresh := write("kdtriage-spool-456.dmp", time.Minute)
+	other := write("MEMORY.DMP", 10*staleSpoolAge)
+	newEnv(t, RunOptions{Workers: 1, Analyzer: triageAnalyzer(t, ""), SpoolDir: dir})
+	for _, tc := range []struct {
+		path string
+		gone bool
+	}{{stale, true}, {fresh, false}, {other, false}} {
+		_, err := os.Stat(tc.path)
+		if gone := errors.Is(err, os.ErrNotExist); gone != tc.gone {
+			t.Errorf("%s: removed=%v, want %v", filepath.Base(tc.path), gone, tc.gone)
+		}
+	}
+}

@@ -47,7 +47,7 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 		return "", fmt.Errorf("fetching %s: %w", sha, err)
 	}
 	defer res.Close()
-	f, err := os.CreateTemp(dir, "kdtriage-spool-*.dmp")
+	f, err := os.CreateTemp(dir, spoolPattern)
 	if err != nil {
 		return "", fmt.Errorf("spooling %s: %w", sha, err)
 	}
@@ -109,6 +109,9 @@ func spool(ctx context.Context, obs jetstream.ObjectStore, sha, dir string, maxS
 	ok = true
 	return path, nil
 }
+
+// spoolPattern names spool files (os.CreateTemp and filepath.Glob).
+const spoolPattern = "kdtriage-spool-*.dmp"
 
 // errTooLarge is wrapped when a dump exceeds the configured size cap.
 var errTooLarge = errors.New("dump too large")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -104,7 +105,31 @@ func NewPool(ctx context.Context, as *Assets, opts PoolOptions) (*Pool, error) {
 			opts.Config.MaxDeliver = info.Config.MaxDeliver
 		}
 	}
+	sweepSpool(opts.SpoolDir, staleSpoolAge, opts.Log)
 	return &Pool{as: as, opts: opts, cons: cons, log: opts.Log, m: opts.Metrics}, nil
+}
+
+// staleSpoolAge is the age past which a spool file cannot belong to a live
+// job: the copy of a worker that was killed (SIGKILL, out of memory) while
+// it held a job, which nobody else removes.
+const staleSpoolAge = 24 * time.Hour
+
+// sweepSpool removes spool files (kdtriage-spool-*.dmp) in dir last written
+// more than maxAge ago, so that workers killed on the same huge dump again
+// and again do not fill the spool disk.
+func sweepSpool(dir string, maxAge time.Duration, log zerolog.Logger) {
+	files, _ := filepath.Glob(filepath.Join(dir, spoolPattern))
+	for _, f := range files {
+		fi, err := os.Lstat(f)
+		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < maxAge {
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			log.Warn().Err(err).Str("file", f).Msg("removing a stale spool file")
+			continue
+		}
+		log.Info().Str("file", f).Int64("bytes", fi.Size()).Time("written", fi.ModTime()).Msg("stale spool file removed")
+	}
 }
 
 // Run processes jobs until ctx is cancelled, then drains: no new job is
