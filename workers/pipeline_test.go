@@ -767,3 +767,35 @@ func TestStaleSpoolSwept(t *testing.T) {
 		}
 	}
 }
+
+// countingAnalyzer counts Analyze calls.
+type countingAnalyzer struct {
+	Analyzer
+	calls atomic.Int32
+}
+
+func (c *countingAnalyzer) Analyze(ctx context.Context, path string, job *Job) (*Result, error) {
+	c.calls.Add(1)
+	return c.Analyzer.Analyze(ctx, path, job)
+}
+
+// TestHeartbeatDuringLongAnalysis: an analysis lasting several AckWaits is
+// kept alive by InProgress: the job is not redelivered to the idle second
+// slot, it is analysed once and reported once, on its first delivery.
+func TestHeartbeatDuringLongAnalysis(t *testing.T) {
+	files := synthKernel(t, 1)
+	ca := &countingAnalyzer{Analyzer: &slowAnalyzer{Analyzer: triageAnalyzer(t, ""), d: 2 * time.Second, started: make(chan struct{}, 1)}}
+	e := newEnv(t, RunOptions{Workers: 2, Analyzer: ca, Config: Config{AckWait: 500 * time.Millisecond, MaxDeliver: 3}})
+	e.submitAll(files, Meta{})
+	waitFor(t, 30*time.Second, "report", func() bool { return e.streamMsgs(ReportStream) == 1 })
+	time.Sleep(time.Second) // a redelivery would be analysed by now
+	if n := ca.calls.Load(); n != 1 {
+		t.Errorf("analysed %d times, want 1", n)
+	}
+	if n := e.streamMsgs(ReportStream); n != 1 {
+		t.Errorf("%d reports, want 1", n)
+	}
+	if r := e.reports()[0].Envelope; r.Status != StatusOK || r.Deliveries != 1 {
+		t.Errorf("report %s after %d deliveries, want ok after 1", r.Status, r.Deliveries)
+	}
+}
