@@ -502,7 +502,14 @@ func TestResubmitAfterTransientFailure(t *testing.T) {
 
 // TestUserModeDumps runs checkUserModeDumps on synthetic user-mode
 // minidumps (x86, two of them x64); it needs no corpus.
-func TestUserModeDumps(t *testing.T) { checkUserModeDumps(t, synthUser(t, 4)) }
+func TestUserModeDumps(t *testing.T) {
+	for _, r := range checkUserModeDumps(t, synthUser(t, 4)) {
+		// Every synthetic dump (x86 and x64) writes to NULL from App.exe.
+		if want := "NULL_POINTER_WRITE_c0000005_App.exe!Unknown"; r.Envelope.Bucket != want {
+			t.Errorf("%s: bucket %q, want %q", r.Envelope.Dump.Name, r.Envelope.Bucket, want)
+		}
+	}
+}
 
 // TestCorpusUserModeDumps runs checkUserModeDumps on the corpus's
 // user-mode dumps; it skips without the corpus.
@@ -529,7 +536,8 @@ func synthUser(t *testing.T, n int) []string {
 	dir := t.TempDir()
 	paths := make([]string, n)
 	for i := range n {
-		b := &minidumptest.Builder{Arch: minidump.ArchX86, Major: 10, Build: 19045,
+		// ArchX86 is 0, the builder's "unset": Platform makes it explicit.
+		b := &minidumptest.Builder{Arch: minidump.ArchX86, Platform: minidump.PlatformWinNT, Major: 10, Build: 19045,
 			Modules: []minidumptest.Module{{Path: `C:\app\App.exe`, Base: 0x400000, Size: 0x10000, TimeDateStamp: 0x5F000000 + uint32(i)}}}
 		ctx := minidumptest.X86Context(0x401000, 0x12F010, 0x12F020)
 		if i%2 == 1 {
@@ -549,7 +557,7 @@ func synthUser(t *testing.T, n int) []string {
 // checkUserModeDumps: user-mode minidumps go through the same pipeline: a
 // report each, analysed or, while the analysis does not support them, a
 // permanent UNSUPPORTED_DUMP failure report; never a retry loop.
-func checkUserModeDumps(t *testing.T, files []string) {
+func checkUserModeDumps(t *testing.T, files []string) []*FeedReport {
 	e := newEnv(t, RunOptions{Workers: 2, Analyzer: triageAnalyzer(t, "")})
 	e.submitAll(files, Meta{})
 	waitFor(t, 30*time.Second, "reports", func() bool { return e.streamMsgs(ReportStream) >= uint64(len(files)) })
@@ -570,6 +578,7 @@ func checkUserModeDumps(t *testing.T, files []string) {
 	if n := e.metrics.Counter(metricJobs, `outcome="retry"`); n != 0 {
 		t.Errorf("%d retries", n)
 	}
+	return reps
 }
 
 // TestReportStreamDownOnLastDelivery: a permanent failure on the last

@@ -58,11 +58,13 @@ type Stream struct {
 // Builder describes a minidump. The zero value (plus whatever the test
 // sets) is a valid x64 Windows 10 dump.
 type Builder struct {
-	Flags        minidump.DumpFlags
-	Arch         minidump.ProcessorArch // default ArchAMD64 when Platform is 0
-	Platform     minidump.Platform      // default PlatformWinNT
-	Major, Minor uint32                 // default 10.0
-	Build        uint32                 // default 19045
+	Flags minidump.DumpFlags
+	// Arch defaults to ArchAMD64 when Arch and Platform are both zero;
+	// ArchX86 is 0, so an x86 dump must also set Platform.
+	Arch         minidump.ProcessorArch
+	Platform     minidump.Platform // default PlatformWinNT
+	Major, Minor uint32            // default 10.0
+	Build        uint32            // default 19045
 	CSDVersion   string
 	Processors   uint8
 	ProcessID    uint32 // written in a MISC_INFO stream when non-zero
