@@ -62,7 +62,7 @@ func (a *app) analyzeCommand() *cobra.Command {
   kdtriage analyze --format json MEMORY.DMP | jq .failure_bucket_id
   kdtriage analyze --format table Minidump/
   kdtriage analyze --summary --rules ./rules Minidump/`,
-		Args: cobra.MinimumNArgs(1),
+		Args: dumpArgs("one or more dump files or directories"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runAnalyze(cmd, args)
 		},
@@ -116,23 +116,31 @@ func (a *app) runAnalyze(cmd *cobra.Command, args []string) error {
 	streaming := !summary && (format == formatText || format == formatJSON)
 	var reports []*triage.Report
 	failed := len(expandErrs)
-	progress := a.stdoutTTY && len(paths) > 1
+	// The counter is drawn on stderr when it is a terminal, and erased
+	// before anything else is written, so that it never shares a line with
+	// a report or an error on the same terminal.
+	progress := a.stderrTTY && len(paths) > 1
 	done := 0
 	emitted := 0
 	var outErr error
+	if progress {
+		fmt.Fprintf(a.stderr, "analysing 0/%d", len(paths))
+	}
 	analyzeAll(ctx, paths, jobs, func(path string) (*triage.Report, error) {
 		return analyzeDumpFile(ctx, path, doHash, opts)
 	}, func(r analyzeResult) {
 		done++
 		if progress {
-			fmt.Fprintf(a.stderr, "\ranalysing %d/%d", done, len(paths))
-			if done == len(paths) {
-				fmt.Fprint(a.stderr, "\r\033[K")
-			}
+			fmt.Fprint(a.stderr, "\r\033[K")
+			defer func() {
+				if done < len(paths) {
+					fmt.Fprintf(a.stderr, "analysing %d/%d", done, len(paths))
+				}
+			}()
 		}
 		if r.err != nil {
 			failed++
-			fmt.Fprintf(a.stderr, "kdtriage: %s: %v\n", r.path, r.err)
+			fmt.Fprintf(a.stderr, "kdtriage: %s: %v\n", r.path, pathErr(r.err))
 			return
 		}
 		if !streaming {

@@ -276,22 +276,27 @@ func BenchmarkAnalyzeFiles(b *testing.B) {
 }
 
 // TestAnalyzeProgress checks that the progress counter goes to stderr only
-// when stdout is a terminal, and never into the report stream.
+// when stderr is a terminal, never into the report stream, and is erased
+// before each report so that it does not share a terminal line with one.
 func TestAnalyzeProgress(t *testing.T) {
 	dir := t.TempDir()
-	writeSynthetic(t, dir, kdumptest.Spec{Arch: kdumptest.AMD64}, kdumptest.Spec{Arch: kdumptest.ARM64})
+	writeSynthetic(t, dir, kdumptest.Spec{Arch: kdumptest.AMD64}, kdumptest.Spec{Arch: kdumptest.ARM64}, kdumptest.Spec{Arch: kdumptest.AMD64})
 	for _, tty := range []bool{false, true} {
 		var out, errb bytes.Buffer
-		a := &app{stdout: &out, stderr: &errb, stdoutTTY: tty, v: viper.New(), log: zerolog.Nop()}
+		a := &app{stdout: &out, stderr: &errb, stderrTTY: tty, v: viper.New(), log: zerolog.Nop()}
 		cmd := a.analyzeCommand()
 		cmd.SetArgs([]string{"--format", "json", dir})
 		if err := cmd.ExecuteContext(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Contains(errb.String(), "analysing 2/2"); got != tty {
-			t.Errorf("tty=%v: progress on stderr = %v (%q)", tty, got, errb.String())
+		want := ""
+		if tty {
+			want = "analysing 0/3" + "\r\033[Kanalysing 1/3" + "\r\033[Kanalysing 2/3" + "\r\033[K"
 		}
-		if strings.Contains(out.String(), "analysing") || strings.Count(out.String(), "\n") != 2 {
+		if got := errb.String(); got != want {
+			t.Errorf("tty=%v: stderr %q, want %q", tty, got, want)
+		}
+		if strings.Contains(out.String(), "analysing") || strings.Count(out.String(), "\n") != 3 {
 			t.Errorf("tty=%v: stdout %q", tty, out.String())
 		}
 	}

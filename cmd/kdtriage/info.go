@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,15 +22,16 @@ const infoLong = `Print what a dump says about itself: format, architecture, OS 
 type, bug-check code and parameters, register context and loaded modules.
 
 Kernel dumps (PAGEDU64 / PAGEDUMP: small memory dumps from C:\Windows\Minidump,
-MEMORY.DMP kernel, complete and bitmap dumps) and user-mode MDMP files are read.
-Nothing is analysed: use "kdtriage analyze" for the !analyze -v style report.
+MEMORY.DMP kernel, complete and bitmap dumps) and user-mode MDMP dumps are read;
+a directory stands for every *.dmp file under it, in name order. Nothing is
+analysed: use "kdtriage analyze" for the !analyze -v style report.
 
 With --format json, one JSON object is printed per dump (one per line for
 several dumps); 64-bit values are "0x..." strings. With table, markdown or csv,
 one row per dump.
 
-A file that cannot be read is reported on stderr with the offset of the problem,
-the other files are still reported, and the exit code is 2.`
+A dump that cannot be read is reported on stderr with the offset of the problem,
+the other dumps are still reported, and the exit code is 2.`
 
 // infoModule is one module in the info JSON.
 type infoModule struct {
@@ -116,13 +118,13 @@ func (j *infoJSON) MarshalJSON() ([]byte, error) {
 
 func (a *app) infoCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "info DUMP...",
+		Use:   "info DUMP... | DIR",
 		Short: "Print a dump's header facts, context and module list",
 		Long:  infoLong,
 		Example: `  kdtriage info C:/Windows/Minidump/112117-27671-01.dmp
   kdtriage info --format json MEMORY.DMP | jq .bugcheck
-  kdtriage info --format table Minidump/*.dmp`,
-		Args: cobra.MinimumNArgs(1),
+  kdtriage info --format table Minidump/`,
+		Args: dumpArgs("one or more dump files or directories"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runInfo(cmd, args)
 		},
@@ -138,16 +140,21 @@ func (a *app) runInfo(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	hashMode, _ := cmd.Flags().GetString("hash")
-	if err := checkFormat(hashMode, "auto", "always", "never"); err != nil {
-		return fmt.Errorf("--hash: %w", err)
+	if err := checkChoice("--hash", hashMode, "auto", "always", "never"); err != nil {
+		return err
 	}
-	failed := 0
+	paths, expandErrs := expandDumpArgs(args)
+	for _, e := range expandErrs {
+		fmt.Fprintf(a.stderr, "kdtriage: %v\n", e)
+	}
+	failed := len(expandErrs)
+	printed := 0
 	var rows [][]string
-	for i, path := range args {
+	for _, path := range paths {
 		info, text, err := a.infoOne(path, hashMode)
 		if err != nil {
 			failed++
-			fmt.Fprintf(a.stderr, "kdtriage: %s: %v\n", path, err)
+			fmt.Fprintf(a.stderr, "kdtriage: %s: %v\n", path, pathErr(err))
 			continue
 		}
 		switch format {
@@ -158,14 +165,21 @@ func (a *app) runInfo(cmd *cobra.Command, args []string) error {
 			}
 			fmt.Fprintf(a.stdout, "%s\n", b)
 		case formatText:
-			if i > 0 {
+			if printed > 0 {
 				fmt.Fprintln(a.stdout)
 			}
+			printed++
 			if err := text(a.stdout); err != nil {
 				return err
 			}
 		default:
-			rows = append(rows, infoRow(info))
+			row := infoRow(info)
+			if format != formatCSV {
+				// The full path is in CSV and JSON; a table names the file,
+				// as analyze's does, to stay readable on a terminal.
+				row[0] = filepath.Base(row[0])
+			}
+			rows = append(rows, row)
 		}
 	}
 	if len(rows) > 0 {

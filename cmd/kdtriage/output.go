@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -22,12 +27,50 @@ const (
 
 // checkFormat validates a --format value against the formats a command supports.
 func checkFormat(f string, allowed ...string) error {
+	return checkChoice("--format", f, allowed...)
+}
+
+// checkChoice validates the value of a flag that takes one of a few words.
+func checkChoice(flag, v string, allowed ...string) error {
 	for _, a := range allowed {
-		if f == a {
+		if v == a {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown --format %q: use one of %v", f, allowed)
+	return fmt.Errorf("unknown %s %q: use %s", flag, v, orList(allowed))
+}
+
+// orList joins choices for a message: "a", "a or b", "a, b or c".
+func orList(choices []string) string {
+	switch len(choices) {
+	case 0:
+		return ""
+	case 1:
+		return choices[0]
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+// dumpArgs is the Args check of the commands that take dumps: it names what
+// is missing instead of cobra's "requires at least 1 arg(s)".
+func dumpArgs(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return fmt.Errorf("%s: give %s (see %q)", strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), what, cmd.CommandPath()+" --help")
+		}
+		return nil
+	}
+}
+
+// pathErr drops the operation and path of an *fs.PathError, so that
+// "x.dmp: open x.dmp: no such file or directory" reads "x.dmp: no such file
+// or directory" when the caller already names the file.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // hexU64 marshals to JSON as a "0x..." string, as every 64-bit value in

@@ -22,8 +22,9 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	// stdoutTTY reports whether stdout is a terminal (progress bars, colours).
-	stdoutTTY bool
+	// stderrTTY reports whether stderr is a terminal: progress counters are
+	// drawn there only then.
+	stderrTTY bool
 
 	v   *viper.Viper
 	log zerolog.Logger
@@ -31,8 +32,8 @@ type app struct {
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, v: viper.New(), log: zerolog.Nop()}
-	if f, ok := stdout.(*os.File); ok {
-		a.stdoutTTY = term.IsTerminal(int(f.Fd()))
+	if f, ok := stderr.(*os.File); ok {
+		a.stderrTTY = term.IsTerminal(int(f.Fd()))
 	}
 	return a
 }

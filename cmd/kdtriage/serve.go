@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -166,7 +168,21 @@ func (a *app) connect(cmd *cobra.Command, name string) (*nats.Conn, error) {
 	if o.URL == "" {
 		o.URL = "nats://127.0.0.1:4222"
 	}
-	return workers.Connect(o)
+	nc, err := workers.Connect(o)
+	if errors.Is(err, nats.ErrNoServers) {
+		return nil, fmt.Errorf("%w: start one with \"kdtriage serve --listen %s\", or point --nats-url (config nats.url) at the pipeline's server", err, hostPort(o.URL))
+	}
+	return nc, err
+}
+
+// hostPort returns the HOST:PORT of the first URL of a NATS URL list, for
+// messages ("nats://a:4222,nats://b:4222" -> "a:4222").
+func hostPort(urls string) string {
+	first, _, _ := strings.Cut(urls, ",")
+	if u, err := url.Parse(strings.TrimSpace(first)); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return first
 }
 
 // addPipelineFlags adds the flags that size the JetStream assets and run

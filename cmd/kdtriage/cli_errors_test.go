@@ -1,0 +1,94 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
+)
+
+// TestErrorMessages checks that the common mistakes give one line on
+// stderr that names the input and says what to do, with the documented exit
+// code.
+func TestErrorMessages(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.dmp")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noDumps := filepath.Join(dir, "nodumps")
+	if err := os.Mkdir(noDumps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.dmp")
+	// A port nothing listens on: take a free one and close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "nats://" + l.Addr().String()
+	l.Close()
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // the whole stderr, with dir as $D
+	}{
+		{"analyze no args", []string{"analyze"}, exitFailure,
+			`kdtriage: analyze: give one or more dump files or directories (see "kdtriage analyze --help")`},
+		{"info no args", []string{"info"}, exitFailure,
+			`kdtriage: info: give one or more dump files or directories (see "kdtriage info --help")`},
+		{"analyze missing", []string{"analyze", missing}, exitBadDump,
+			`kdtriage: $D/missing.dmp: no such file or directory`},
+		{"info missing", []string{"info", missing}, exitBadDump,
+			`kdtriage: $D/missing.dmp: no such file or directory`},
+		{"info empty directory", []string{"info", noDumps}, exitBadDump,
+			`kdtriage: $D/nodumps: no .dmp files in the directory`},
+		{"analyze bad format", []string{"analyze", "--format", "xml", empty}, exitFailure,
+			`kdtriage: unknown --format "xml": use text, json, table, markdown or csv`},
+		{"info bad format", []string{"info", "--format", "yaml", empty}, exitFailure,
+			`kdtriage: unknown --format "yaml": use text, json, table, markdown or csv`},
+		{"info bad hash", []string{"info", "--hash", "sometimes", empty}, exitFailure,
+			`kdtriage: unknown --hash "sometimes": use auto, always or never`},
+		{"submit no server", []string{"submit", "--nats-url", closedURL, empty}, exitFailure,
+			`kdtriage: connecting to ` + closedURL + `: nats: no servers available for connection: start one with "kdtriage serve --listen ` + strings.TrimPrefix(closedURL, "nats://") + `", or point --nats-url (config nats.url) at the pipeline's server`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, tt.args...)
+			want := strings.ReplaceAll(tt.want, "$D", dir) + "\n"
+			if code != tt.code || errOut != want {
+				t.Errorf("code %d, stderr\n%q\nwant code %d, stderr\n%q", code, errOut, tt.code, want)
+			}
+		})
+	}
+}
+
+// TestInfoDirectory checks that info, like analyze, takes a directory as
+// every *.dmp file under it in name order, and that its table names files
+// by base name while CSV keeps the path.
+func TestInfoDirectory(t *testing.T) {
+	dir := t.TempDir()
+	paths := writeSynthetic(t, dir, kdumptest.Spec{Arch: kdumptest.AMD64}, kdumptest.Spec{Arch: kdumptest.ARM64})
+	code, out, errOut := runCLI(t, "info", "--format", "csv", "--hash", "never", dir)
+	if code != 0 {
+		t.Fatalf("csv: code %d, stderr %q", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(paths)+1 {
+		t.Fatalf("csv: %d lines for %d dumps:\n%s", len(lines), len(paths), out)
+	}
+	for i, p := range paths {
+		if !strings.HasPrefix(lines[i+1], p+",") {
+			t.Errorf("csv row %d = %q, want it to start with %s", i, lines[i+1], p)
+		}
+	}
+	code, out, _ = runCLI(t, "info", "--format", "table", "--hash", "never", dir)
+	if code != 0 || strings.Contains(out, dir) || !strings.Contains(out, filepath.Base(paths[0])) {
+		t.Errorf("table: code %d, want base names, not %s:\n%s", code, dir, out)
+	}
+}
