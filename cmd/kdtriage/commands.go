@@ -31,6 +31,10 @@ func (a *app) symbolsCommand() *cobra.Command {
 The symbol path uses WinDbg's syntax (srv*CACHE*URL, cache*DIR, plain directories,
 ';' lists) and comes from --symbol-path, the config key symbols.path
 (KDTRIAGE_SYMBOLS_PATH) or _NT_SYMBOL_PATH, in that order.`,
+		Example: `  kdtriage symbols path
+  kdtriage symbols publics --undecorate app.pdb
+  kdtriage symbols resolve --pdb amdppm.pdb 0x334c
+  kdtriage symbols lookup --offline MEMORY.DMP fffff8047bdf5a80`,
 	}
 	cmd.AddCommand(a.symbolsPathCommand(), a.symbolsPublicsCommand(), a.symbolsResolveCommand(), a.symbolsDumpResolveCommand())
 	return cmd

@@ -143,7 +143,10 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the kdtriage version",
-		Args:  cobra.NoArgs,
+		Long: `Print the version of this kdtriage binary ("dev" for a build without
+-ldflags "-X main.version=..."); quote it when reporting a problem.`,
+		Example: `  kdtriage version`,
+		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			_, err := fmt.Fprintln(a.stdout, "kdtriage", version)
 			return err

@@ -128,6 +128,9 @@ unknown severities, machines and kinds, impossible ranges and masks, rules that
 can never match or do nothing. Arguments are rule directories or files; with
 none, the --rules directory (or, without one, the embedded defaults) is checked.
 The exit code is 1 when there are problems.`,
+		Example: `  kdtriage rules lint                       # the embedded defaults, or --rules / rules.dir
+  kdtriage rules lint ./rules
+  kdtriage rules lint rules/10-teams.yaml rules/20-known-issues.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				if dir := a.rulesDirFor(cmd); dir != "" {
@@ -188,6 +191,9 @@ a different crash, and the precedence order itself. Crash conditions are
 evaluated against the --code, --p1..--p4, --machine, --build, --kind and
 --exception flags; image, version and timestamp rules against --image,
 --version and --timestamp.`,
+		Example: `  kdtriage rules explain nt!KeBugCheckEx
+  kdtriage rules explain --rules ./rules atikmdag!foo --code 0xA0000001
+  kdtriage rules explain mydrv+0x1a2b --image mydrv.sys --version 2.1.0.7 --code 0xD1 --p4 0xfffff80412341a2b`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, err := a.rulesSet(cmd)
@@ -343,6 +349,8 @@ present, no_tags absent):
 Every case is analysed with the current rules; a case whose result differs
 (for example because a rule change moved its bucket) fails, and the exit code
 is 1.`,
+		Example: `  kdtriage rules test --rules ./rules cases.yaml
+  kdtriage rules test --no-defaults --rules ./rules tests/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if analyze == nil {
@@ -399,6 +407,8 @@ it kept and its source line noted; a repeated pattern keeps its first owner; a
 "*" inside a name (a literal for the debugger) becomes a rule with escaped
 globs. Prints to stdout, or to -o FILE. Lines that cannot be converted are
 reported as file:line:column: message and make the exit code 1.`,
+		Example: `  kdtriage rules import-triage-ini triage.ini -o rules/10-triage.yaml
+  kdtriage rules import-triage-ini "C:/Program Files (x86)/Windows Kits/10/Debuggers/x64/triage/triage.ini"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fh, err := os.Open(args[0])
