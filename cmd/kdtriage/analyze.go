@@ -207,6 +207,7 @@ func (a *app) newSymbolizer(symPath string, opts symbols.Options) (triage.Symbol
 	if err != nil {
 		return nil, nil, fmt.Errorf("symbol path: %w", err)
 	}
+	warnMissingSymbolDirs(a.log, p)
 	chain, err := symbols.NewChain(p, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("symbol path: %w", err)

@@ -92,3 +92,31 @@ func TestInfoDirectory(t *testing.T) {
 		t.Errorf("table: code %d, want base names, not %s:\n%s", code, dir, out)
 	}
 }
+
+// TestMissingSymbolDirWarning checks that a symbol path directory that does
+// not exist is named in a warning (analysis still runs), and an existing one
+// is not.
+func TestMissingSymbolDirWarning(t *testing.T) {
+	dir := t.TempDir()
+	paths := writeSynthetic(t, dir, kdumptest.Spec{Arch: kdumptest.AMD64})
+	missing := filepath.Join(dir, "no-such-sym")
+	tests := []struct {
+		symPath string
+		warn    bool
+	}{
+		{missing, true},
+		{"srv*" + filepath.Join(dir, "cache") + "*" + missing, true},
+		{dir, false},
+		{"srv*" + filepath.Join(dir, "cache") + "*" + dir, false},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runCLI(t, "analyze", "--offline", "--format", "json", "--symbol-path", tt.symPath, paths[0])
+		if code != 0 || strings.Count(out, "\n") != 1 {
+			t.Errorf("%s: code %d, stdout %q, stderr %q", tt.symPath, code, out, errOut)
+		}
+		got := strings.Contains(errOut, "symbol path directory not found") && strings.Contains(errOut, missing)
+		if got != tt.warn {
+			t.Errorf("%s: warning = %v, want %v; stderr %q", tt.symPath, got, tt.warn, errOut)
+		}
+	}
+}

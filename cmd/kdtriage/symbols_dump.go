@@ -80,6 +80,7 @@ func (a *app) runSymbolsLookup(cmd *cobra.Command, args []string) error {
 		return fmt.Errorf("symbol path from %v: %w", src, err)
 	}
 	var store symbols.Store
+	warnMissingSymbolDirs(a.log, p)
 	if len(p.Elements) > 0 {
 		chain, err := symbols.NewChain(p, a.symbolStoreOptions(cmd))
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/kdtriage/kdtriage/symbols"
@@ -194,6 +195,7 @@ func (a *app) runSymbolsPath(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("symbol path from %v: %w", src, err)
 	}
+	warnMissingSymbolDirs(a.log, p)
 	opts := a.symbolStoreOptions(cmd)
 	out := symbolPathJSON{Path: p.String(), Source: src.String(), DefaultCache: opts.DefaultCache, Offline: opts.Offline, Elements: []symbolElementJSON{}}
 	for i, e := range p.Elements {
@@ -272,4 +274,27 @@ func writeSymbolPathText(a *app, out symbolPathJSON) error {
 	}
 	_, err := fmt.Fprint(w, b.String())
 	return err
+}
+
+// warnMissingSymbolDirs logs a warning for every directory of the symbol
+// path that does not exist (a plain directory, or a srv* element whose
+// upstream store is local): such an element can never supply a symbol, and a
+// mistyped path otherwise only shows as frames left module+offset. Caches
+// are not checked: the chain creates them.
+func warnMissingSymbolDirs(log zerolog.Logger, p symbols.Path) {
+	for i, e := range p.Elements {
+		var dir string
+		switch e.Kind {
+		case symbols.ElemDir:
+			dir = e.Dir
+		case symbols.ElemServer:
+			dir = e.Upstream()
+		}
+		if dir == "" || strings.Contains(dir, "://") {
+			continue
+		}
+		if _, err := os.Stat(dir); err != nil {
+			log.Warn().Int("element", i).Str("dir", dir).Msg("symbol path directory not found: its symbols will not be used; check --symbol-path / symbols.path / _NT_SYMBOL_PATH")
+		}
+	}
 }
