@@ -226,7 +226,7 @@ func loadRules(dir string) (*rules.Set, error) {
 	if dir == "" {
 		return def, nil
 	}
-	user, err := rules.LoadDir(dir)
+	user, err := loadRuleDir(dir)
 	if err != nil {
 		return nil, err
 	}

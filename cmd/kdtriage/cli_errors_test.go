@@ -54,6 +54,12 @@ func TestErrorMessages(t *testing.T) {
 			`kdtriage: unknown --format "yaml": use text, json, table, markdown or csv`},
 		{"info bad hash", []string{"info", "--hash", "sometimes", empty}, exitFailure,
 			`kdtriage: unknown --hash "sometimes": use auto, always or never`},
+		{"rules lint missing", []string{"rules", "lint", missing}, exitFailure,
+			`kdtriage: rules: $D/missing.dmp: no such file or directory: give a directory of *.yaml rule files, or one rule file`},
+		{"rules lint no rule files", []string{"rules", "lint", noDumps}, exitFailure,
+			`kdtriage: rules: $D/nodumps: no *.yaml rule files in the directory`},
+		{"analyze rules without rule files", []string{"analyze", "--rules", noDumps, empty}, exitFailure,
+			`kdtriage: rules: $D/nodumps: no *.yaml rule files in the directory`},
 		{"submit no server", []string{"submit", "--nats-url", closedURL, empty}, exitFailure,
 			`kdtriage: connecting to ` + closedURL + `: nats: no servers available for connection: start one with "kdtriage serve --listen ` + strings.TrimPrefix(closedURL, "nats://") + `", or point --nats-url (config nats.url) at the pipeline's server`},
 	}

@@ -106,7 +106,7 @@ func (a *app) rulesSet(cmd *cobra.Command) (*rules.Set, error) {
 		layers = append(layers, def)
 	}
 	if dir := a.rulesDirFor(cmd); dir != "" {
-		user, err := rules.LoadDir(dir)
+		user, err := loadRuleDir(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +147,7 @@ The exit code is 1 when there are problems.`,
 				sets = append(sets, s)
 			}
 			for _, arg := range args {
-				s, err := rules.LoadDir(arg)
+				s, err := loadRuleDir(arg)
 				if err != nil {
 					if e := lintFailure(err, &all); e != nil {
 						return e
@@ -442,4 +442,33 @@ reported as file:line:column: message and make the exit code 1.`,
 	}
 	cmd.Flags().StringP("output", "o", "", "write the rule file here instead of stdout")
 	return cmd
+}
+
+// loadRuleDir is rules.LoadDir with messages a user can act on: a missing
+// path is named without the "stat" of the system call, and a directory
+// without any *.yaml / *.yml file (rules.LoadDir reads the top level only) is
+// an error rather than a silently empty layer.
+func loadRuleDir(dir string) (*rules.Set, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %s: %w: give a directory of *.yaml rule files, or one rule file", dir, pathErr(err))
+	}
+	if st.IsDir() {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("rules: %s: %w", dir, pathErr(err))
+		}
+		found := false
+		for _, e := range ents {
+			n := e.Name()
+			if !e.IsDir() && !strings.HasPrefix(n, ".") && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("rules: %s: no *.yaml rule files in the directory", dir)
+		}
+	}
+	return rules.LoadDir(dir)
 }
