@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -66,7 +68,14 @@ func (a *app) runAgent(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	o := workers.AgentOptions{Dir: a.setting(cmd, "watch", "agent.watch"), StateFile: a.setting(cmd, "state", "agent.state"), Log: a.log}
 	if o.Dir == "" {
-		return fmt.Errorf("--watch DIR is required")
+		return fmt.Errorf("--watch DIR is required (config: agent.watch), e.g. --watch C:/Windows/Minidump")
+	}
+	// A directory that does not exist yet is watched for: Windows creates
+	// C:\Windows\Minidump at the first crash. A file is a mistake.
+	if st, err := os.Stat(o.Dir); err == nil && !st.IsDir() {
+		return fmt.Errorf("--watch %s: not a directory: give the directory the dumps are written to", o.Dir)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		a.log.Warn().Str("dir", o.Dir).Msg("--watch directory does not exist yet: waiting for it (Windows creates C:\\Windows\\Minidump at the first crash); check the path if that is not expected")
 	}
 	if o.StateFile == "" {
 		dir, err := os.UserConfigDir()

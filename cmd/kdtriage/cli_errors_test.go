@@ -60,6 +60,10 @@ func TestErrorMessages(t *testing.T) {
 			`kdtriage: rules: $D/nodumps: no *.yaml rule files in the directory`},
 		{"analyze rules without rule files", []string{"analyze", "--rules", noDumps, empty}, exitFailure,
 			`kdtriage: rules: $D/nodumps: no *.yaml rule files in the directory`},
+		{"agent watch a file", []string{"agent", "--watch", empty}, exitFailure,
+			`kdtriage: --watch $D/empty.dmp: not a directory: give the directory the dumps are written to`},
+		{"agent no watch", []string{"agent"}, exitFailure,
+			`kdtriage: --watch DIR is required (config: agent.watch), e.g. --watch C:/Windows/Minidump`},
 		{"submit no server", []string{"submit", "--nats-url", closedURL, empty}, exitFailure,
 			`kdtriage: connecting to ` + closedURL + `: nats: no servers available for connection: start one with "kdtriage serve --listen ` + strings.TrimPrefix(closedURL, "nats://") + `", or point --nats-url (config nats.url) at the pipeline's server`},
 	}
