@@ -70,7 +70,7 @@ func (a *app) analyzeCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.String("format", formatText, "output format: text, json, table, markdown, csv")
 	f.Bool("summary", false, "print one row per FAILURE_BUCKET_ID instead of one report per dump")
-	f.String("rules", "", "directory (or file) of rule files layered over the embedded defaults (config: rules.dir)")
+	f.String("rules", "", "directory (or file) of rule files layered over the embedded defaults (config: rules.dir, env: KDTRIAGE_RULES_DIR)")
 	addSymbolFlags(cmd)
 	f.IntP("jobs", "j", runtime.NumCPU(), "dumps analysed in parallel")
 	f.Bool("legacy", false, "also print the fields of older debugger engines (BUCKET_ID, BUGCHECK_STR, ...)")

@@ -130,3 +130,52 @@ func TestMissingSymbolDirWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerRulesDirSources checks that serve and worker take the rule
+// directory from --rules, KDTRIAGE_RULES_DIR or the config key rules.dir, as
+// their --help says (the config key and the environment were ignored).
+func TestWorkerRulesDirSources(t *testing.T) {
+	rulesDir, err := filepath.Abs(filepath.Join("..", "..", "configs", "rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "kdtriage.yaml")
+	if err := os.WriteFile(cfg, []byte("rules:\n  dir: "+rulesDir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  string
+		args []string
+	}{
+		{"flag", "", []string{"--rules", rulesDir}},
+		{"env", rulesDir, nil},
+		{"config", "", []string{"--config", cfg}},
+	}
+	for _, cmdName := range []string{"serve", "worker"} {
+		for _, tt := range tests {
+			t.Run(cmdName+"/"+tt.name, func(t *testing.T) {
+				t.Setenv("KDTRIAGE_RULES_DIR", tt.env)
+				a := newApp(nil, &strings.Builder{}, &strings.Builder{})
+				root := a.rootCommand()
+				cmd, _, err := root.Find([]string{cmdName})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := cmd.ParseFlags(tt.args); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.setup(cmd); err != nil {
+					t.Fatal(err)
+				}
+				o, err := a.runOptions(cmd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o.RulesDir != rulesDir {
+					t.Errorf("RulesDir %q, want %q", o.RulesDir, rulesDir)
+				}
+			})
+		}
+	}
+}

@@ -190,7 +190,7 @@ func hostPort(urls string) string {
 func addPipelineFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.Int("workers", runtime.NumCPU(), "worker slots: jobs analysed at once (config: pipeline.workers)")
-	f.String("rules", "", "directory of rule files layered over the embedded defaults, reloaded on change (config: rules.dir)")
+	f.String("rules", "", "directory of rule files layered over the embedded defaults, reloaded on change (config: rules.dir, env: KDTRIAGE_RULES_DIR)")
 	f.String("analyzer", "triage", "analysis: triage (full) or basic (bug check and faulting module only) (config: pipeline.analyzer)")
 	f.String("spool-dir", "", "directory for the temporary dump copies workers analyse (default: system temp; config: pipeline.spool_dir)")
 	f.String("http", "", "HOST:PORT serving /metrics and /healthz (empty: none; config: pipeline.http)")
@@ -250,7 +250,7 @@ func (a *app) runOptions(cmd *cobra.Command) (workers.RunOptions, error) {
 	o := workers.RunOptions{
 		Config:       cfg,
 		Workers:      n,
-		RulesDir:     a.setting(cmd, "rules", "rules.dir"),
+		RulesDir:     a.rulesDirFor(cmd), // --rules, KDTRIAGE_RULES_DIR, rules.dir
 		SpoolDir:     a.setting(cmd, "spool-dir", "pipeline.spool_dir"),
 		HTTPAddr:     a.setting(cmd, "http", "pipeline.http"),
 		DrainTimeout: drain,
