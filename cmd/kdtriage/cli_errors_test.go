@@ -64,12 +64,24 @@ func TestErrorMessages(t *testing.T) {
 			`kdtriage: --watch $D/empty.dmp: not a directory: give the directory the dumps are written to`},
 		{"agent no watch", []string{"agent"}, exitFailure,
 			`kdtriage: --watch DIR is required (config: agent.watch), e.g. --watch C:/Windows/Minidump`},
+		{"symbols publics missing", []string{"symbols", "publics", filepath.Join("$D", "x.pdb")}, exitBadDump,
+			`kdtriage: $D/x.pdb: no such file or directory`},
+		{"symbols resolve missing", []string{"symbols", "resolve", "--pdb", filepath.Join("$D", "x.pdb"), "0x10"}, exitBadDump,
+			`kdtriage: $D/x.pdb: no such file or directory`},
+		{"symbols lookup missing", []string{"symbols", "lookup", missing, "0x10"}, exitBadDump,
+			`kdtriage: $D/missing.dmp: no such file or directory`},
+		{"symbols lookup directory", []string{"symbols", "lookup", noDumps, "0x10"}, exitBadDump,
+			`kdtriage: $D/nodumps: is a directory: give one dump file`},
 		{"submit no server", []string{"submit", "--nats-url", closedURL, empty}, exitFailure,
 			`kdtriage: connecting to ` + closedURL + `: nats: no servers available for connection: start one with "kdtriage serve --listen ` + strings.TrimPrefix(closedURL, "nats://") + `", or point --nats-url (config nats.url) at the pipeline's server`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, errOut := runCLI(t, tt.args...)
+			args := make([]string, len(tt.args))
+			for i, a := range tt.args {
+				args[i] = strings.ReplaceAll(a, "$D", dir)
+			}
+			code, _, errOut := runCLI(t, args...)
 			want := strings.ReplaceAll(tt.want, "$D", dir) + "\n"
 			if code != tt.code || errOut != want {
 				t.Errorf("code %d, stderr\n%q\nwant code %d, stderr\n%q", code, errOut, tt.code, want)

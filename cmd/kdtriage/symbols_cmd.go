@@ -63,12 +63,12 @@ func (a *app) runSymbolsPublics(cmd *cobra.Command, args []string) error {
 	undecorate, _ := cmd.Flags().GetBool("undecorate")
 	f, err := pdb.Open(args[0])
 	if err != nil {
-		return &exitError{code: exitBadDump, err: fmt.Errorf("%s: %w", args[0], err)}
+		return &exitError{code: exitBadDump, err: fmt.Errorf("%s: %w", args[0], pathErr(err))}
 	}
 	defer f.Close()
 	pubs, err := f.Publics()
 	if err != nil {
-		return &exitError{code: exitBadDump, err: fmt.Errorf("%s: %w", args[0], err)}
+		return &exitError{code: exitBadDump, err: fmt.Errorf("%s: %w", args[0], pathErr(err))}
 	}
 	name := func(s string) string {
 		switch {
@@ -283,7 +283,7 @@ func resolveModule(pdbPath, symPath, imgPath string) (symbols.ModuleID, fileStor
 	if imgPath != "" {
 		img, err := pe.Open(imgPath)
 		if err != nil {
-			return m, nil, fmt.Errorf("%s: %w", imgPath, err)
+			return m, nil, fmt.Errorf("%s: %w", imgPath, pathErr(err))
 		}
 		m.Name, m.TimeDateStamp, m.Size = filepath.Base(imgPath), img.TimeDateStamp, img.OptionalHeader.SizeOfImage
 		img.Close()
@@ -296,7 +296,7 @@ func resolveModule(pdbPath, symPath, imgPath string) (symbols.ModuleID, fileStor
 	if pdbPath != "" {
 		f, err := pdb.Open(pdbPath)
 		if err != nil {
-			return m, nil, fmt.Errorf("%s: %w", pdbPath, err)
+			return m, nil, fmt.Errorf("%s: %w", pdbPath, pathErr(err))
 		}
 		g := f.GUID()
 		m.PDBName, m.PDBAge = filepath.Base(pdbPath), f.Age()
@@ -311,7 +311,7 @@ func resolveModule(pdbPath, symPath, imgPath string) (symbols.ModuleID, fileStor
 	if symPath != "" {
 		f, err := breakpad.Open(symPath)
 		if err != nil {
-			return m, nil, fmt.Errorf("%s: %w", symPath, err)
+			return m, nil, fmt.Errorf("%s: %w", symPath, pathErr(err))
 		}
 		m.DebugFile, m.DebugID = f.Module.Name, f.Module.ID
 		if m.Name == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -74,6 +75,17 @@ func (a *app) runSymbolsLookup(cmd *cobra.Command, args []string) error {
 		}
 		addrs[i] = v
 	}
+	// The dump first: a wrong file name is the likelier mistake, and it
+	// should not hide behind symbol path warnings.
+	if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
+		return &exitError{code: exitBadDump, err: fmt.Errorf("%s: is a directory: give one dump file", args[0])}
+	}
+	d, err := kdump.OpenAny(args[0])
+	if err != nil {
+		return &exitError{code: exitBadDump, err: fmt.Errorf("%s: %w", args[0], pathErr(err))}
+	}
+	defer d.Close()
+
 	text, src := a.effectiveSymbolPath(cmd)
 	p, err := symbols.ParsePath(text)
 	if err != nil {
@@ -91,11 +103,6 @@ func (a *app) runSymbolsLookup(cmd *cobra.Command, args []string) error {
 		a.log.Warn().Msg("no symbol path (--symbol-path, symbols.path, _NT_SYMBOL_PATH): addresses are named module+offset")
 	}
 
-	d, err := kdump.OpenAny(args[0])
-	if err != nil {
-		return &exitError{code: exitBadDump, err: fmt.Errorf("%s: %w", args[0], err)}
-	}
-	defer d.Close()
 	mods, err := d.Modules()
 	if err != nil {
 		if len(mods) == 0 {
