@@ -72,6 +72,8 @@ func TestErrorMessages(t *testing.T) {
 			`kdtriage: $D/missing.dmp: no such file or directory`},
 		{"symbols lookup directory", []string{"symbols", "lookup", noDumps, "0x10"}, exitBadDump,
 			`kdtriage: $D/nodumps: is a directory: give one dump file`},
+		{"feed bad format", []string{"feed", "--format", "json"}, exitFailure,
+			`kdtriage: unknown --format "json": use ndjson`},
 		{"submit no server", []string{"submit", "--nats-url", closedURL, empty}, exitFailure,
 			`kdtriage: connecting to ` + closedURL + `: nats: no servers available for connection: start one with "kdtriage serve --listen ` + strings.TrimPrefix(closedURL, "nats://") + `", or point --nats-url (config nats.url) at the pipeline's server`},
 	}
@@ -189,5 +191,19 @@ func TestWorkerRulesDirSources(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestInfoRowUserException checks that a user-mode dump's exception fills
+// the Bug check and Name columns of info's rows (they were left empty).
+func TestInfoRowUserException(t *testing.T) {
+	corpus := corpusDir(t)
+	p := filepath.Join(corpus, "user", "breakpad-ascii_read_av.dmp")
+	code, out, errOut := runCLI(t, "info", "--format", "csv", "--hash", "never", p)
+	if code != 0 {
+		t.Fatalf("code %d, stderr %q", code, errOut)
+	}
+	if want := ",0xC0000005,EXCEPTION_ACCESS_VIOLATION,"; !strings.Contains(out, want) {
+		t.Errorf("csv %q does not contain %q", out, want)
 	}
 }

@@ -53,7 +53,7 @@ func (a *app) runFeed(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	fl := cmd.Flags()
 	if format, _ := fl.GetString("format"); format != "ndjson" {
-		return fmt.Errorf("--format %q: only ndjson is supported", format)
+		return checkChoice("--format", format, "ndjson")
 	}
 	idle, err := a.settingDuration(cmd, "idle", "")
 	if err != nil {

@@ -203,6 +203,22 @@ func infoRow(j *infoJSON) []string {
 			r[7+i] = fmt.Sprintf("%#x", uint64(p))
 		}
 	}
+	if j.BugCheck == nil {
+		// A user-mode dump's exception fills the bug-check columns, as
+		// analyze's table does.
+
+		var ex *mdmpException
+		switch e := j.Extra["exception"].(type) {
+		case mdmpException:
+			ex = &e
+		case *mdmpException:
+			ex = e
+		}
+		if ex != nil {
+			r[5] = fmt.Sprintf("0x%08X", uint64(ex.Code))
+			r[6] = ex.Name
+		}
+	}
 	if j.Context != nil {
 		r[12] = fmt.Sprintf("%#x", uint64(j.Context.IP))
 	}
