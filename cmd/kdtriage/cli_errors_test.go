@@ -74,6 +74,8 @@ func TestErrorMessages(t *testing.T) {
 			`kdtriage: $D/nodumps: is a directory: give one dump file`},
 		{"feed bad format", []string{"feed", "--format", "json"}, exitFailure,
 			`kdtriage: unknown --format "json": use ndjson`},
+		{"symbols unknown subcommand", []string{"symbols", "lokup"}, exitFailure,
+			`kdtriage: unknown command "lokup" for "kdtriage symbols"`},
 		{"submit no server", []string{"submit", "--nats-url", closedURL, empty}, exitFailure,
 			`kdtriage: connecting to ` + closedURL + `: nats: no servers available for connection: start one with "kdtriage serve --listen ` + strings.TrimPrefix(closedURL, "nats://") + `", or point --nats-url (config nats.url) at the pipeline's server`},
 	}

@@ -35,6 +35,9 @@ The symbol path uses WinDbg's syntax (srv*CACHE*URL, cache*DIR, plain directorie
   kdtriage symbols publics --undecorate app.pdb
   kdtriage symbols resolve --pdb amdppm.pdb 0x334c
   kdtriage symbols lookup --offline MEMORY.DMP fffff8047bdf5a80`,
+		// As for rules: a mistyped subcommand is an error, not the help.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(a.symbolsPathCommand(), a.symbolsPublicsCommand(), a.symbolsResolveCommand(), a.symbolsDumpResolveCommand())
 	return cmd

@@ -206,7 +206,6 @@ func infoRow(j *infoJSON) []string {
 	if j.BugCheck == nil {
 		// A user-mode dump's exception fills the bug-check columns, as
 		// analyze's table does.
-
 		var ex *mdmpException
 		switch e := j.Extra["exception"].(type) {
 		case mdmpException:
