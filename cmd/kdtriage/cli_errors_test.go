@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 )
@@ -207,5 +210,29 @@ func TestInfoRowUserException(t *testing.T) {
 	}
 	if want := ",0xC0000005,EXCEPTION_ACCESS_VIOLATION,"; !strings.Contains(out, want) {
 		t.Errorf("csv %q does not contain %q", out, want)
+	}
+}
+
+// TestConnectAuthHint checks that a NATS server refusing the credentials
+// gives an error that says which settings to check.
+func TestConnectAuthHint(t *testing.T) {
+	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, Authorization: "s3cret", NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	url := "nats://" + srv.Addr().String()
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "a.dmp")
+	if err := os.WriteFile(dump, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "submit", "--nats-url", url, "--token", "wrong", dump)
+	if code != exitFailure || !strings.Contains(errOut, "uthorization") || !strings.Contains(errOut, "check --creds, --nkey, --user/--password or --token") {
+		t.Errorf("code %d, stderr %q", code, errOut)
 	}
 }

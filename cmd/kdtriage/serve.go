@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -169,8 +170,15 @@ func (a *app) connect(cmd *cobra.Command, name string) (*nats.Conn, error) {
 		o.URL = "nats://127.0.0.1:4222"
 	}
 	nc, err := workers.Connect(o)
-	if errors.Is(err, nats.ErrNoServers) {
+	var netErr net.Error
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, nats.ErrNoServers):
 		return nil, fmt.Errorf("%w: start one with \"kdtriage serve --listen %s\", or point --nats-url (config nats.url) at the pipeline's server", err, hostPort(o.URL))
+	case errors.As(err, &dnsErr), errors.As(err, &netErr):
+		return nil, fmt.Errorf("%w: check --nats-url (config nats.url) and that the server is reachable from here", err)
+	case errors.Is(err, nats.ErrAuthorization):
+		return nil, fmt.Errorf("%w: check --creds, --nkey, --user/--password or --token (config nats.*)", err)
 	}
 	return nc, err
 }
