@@ -62,6 +62,16 @@ func dumpArgs(what string) cobra.PositionalArgs {
 	}
 }
 
+// exactArgs is cobra.ExactArgs(1) with a message that names what to give.
+func exactArgs(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return fmt.Errorf("%s: give %s (see %q)", strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), what, cmd.CommandPath()+" --help")
+		}
+		return nil
+	}
+}
+
 // pathErr drops the operation and path of an *fs.PathError, so that
 // "x.dmp: open x.dmp: no such file or directory" reads "x.dmp: no such file
 // or directory" when the caller already names the file.

@@ -194,7 +194,7 @@ evaluated against the --code, --p1..--p4, --machine, --build, --kind and
 		Example: `  kdtriage rules explain nt!KeBugCheckEx
   kdtriage rules explain --rules ./rules atikmdag!foo --code 0xA0000001
   kdtriage rules explain mydrv+0x1a2b --image mydrv.sys --version 2.1.0.7 --code 0xD1 --p4 0xfffff80412341a2b`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("one frame: module!function, module!function+offset or module+offset"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set, err := a.rulesSet(cmd)
 			if err != nil {
@@ -351,7 +351,7 @@ Every case is analysed with the current rules; a case whose result differs
 is 1.`,
 		Example: `  kdtriage rules test --rules ./rules cases.yaml
   kdtriage rules test --no-defaults --rules ./rules tests/*.yaml`,
-		Args: cobra.MinimumNArgs(1),
+		Args: dumpArgs("one or more rule test case files (CASES.yaml)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if analyze == nil {
 				return errors.New("rules test: this build has no analysis wired in")
@@ -364,7 +364,7 @@ is 1.`,
 			for _, p := range args {
 				cs, err := rules.LoadCases(p)
 				if err != nil {
-					return err
+					return errors.New(pathErrorText(err))
 				}
 				all = append(all, cs...)
 			}
@@ -409,11 +409,11 @@ globs. Prints to stdout, or to -o FILE. Lines that cannot be converted are
 reported as file:line:column: message and make the exit code 1.`,
 		Example: `  kdtriage rules import-triage-ini triage.ini -o rules/10-triage.yaml
   kdtriage rules import-triage-ini "C:/Program Files (x86)/Windows Kits/10/Debuggers/x64/triage/triage.ini"`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("one triage.ini file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fh, err := os.Open(args[0])
 			if err != nil {
-				return err
+				return errors.New(pathErrorText(err))
 			}
 			defer fh.Close()
 			out, errs := rules.ImportTriageINI(args[0], fh)
@@ -429,7 +429,7 @@ reported as file:line:column: message and make the exit code 1.`,
 			}
 			if dst, _ := cmd.Flags().GetString("output"); dst != "" {
 				if err := os.WriteFile(dst, out, 0o644); err != nil {
-					return err
+					return errors.New(pathErrorText(err))
 				}
 			} else if _, err := a.stdout.Write(out); err != nil {
 				return err

@@ -34,7 +34,12 @@ func (a *app) symbolsDumpResolveCommand() *cobra.Command {
 		Long:  symbolsLookupLong,
 		Example: `  kdtriage symbols lookup --symbol-path 'srv*C:\sym*https://msdl.microsoft.com/download/symbols' MEMORY.DMP fffff8047bdf5a80
   kdtriage symbols lookup --format json 112117-27671-01.dmp 0xfffff80412341000`,
-		Args: cobra.MinimumNArgs(2),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return fmt.Errorf("symbols lookup: give a dump file and one or more addresses (see %q)", cmd.CommandPath()+" --help")
+			}
+			return nil
+		},
 		RunE: a.runSymbolsLookup,
 	}
 	f := cmd.Flags()
