@@ -62,7 +62,7 @@ func (a *app) analyzeCommand() *cobra.Command {
   kdtriage analyze --format json MEMORY.DMP | jq .failure_bucket_id
   kdtriage analyze --format table Minidump/
   kdtriage analyze --summary --rules ./rules Minidump/`,
-		Args: dumpArgs("one or more dump files or directories"),
+		Args: minOneArg("one or more dump files or directories"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runAnalyze(cmd, args)
 		},

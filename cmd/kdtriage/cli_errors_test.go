@@ -87,6 +87,12 @@ func TestErrorMessages(t *testing.T) {
 			`kdtriage: $D/triage.ini: no such file or directory`},
 		{"symbols lookup no address", []string{"symbols", "lookup", empty}, exitFailure,
 			`kdtriage: symbols lookup: give a dump file and one or more addresses (see "kdtriage symbols lookup --help")`},
+		{"submit no args", []string{"submit"}, exitFailure,
+			`kdtriage: submit: give one or more dump files or directories (see "kdtriage submit --help")`},
+		{"symbols publics no args", []string{"symbols", "publics"}, exitFailure,
+			`kdtriage: symbols publics: give one PDB file (see "kdtriage symbols publics --help")`},
+		{"symbols resolve no address", []string{"symbols", "resolve", "--pdb", "x.pdb"}, exitFailure,
+			`kdtriage: symbols resolve: give one or more addresses (see "kdtriage symbols resolve --help")`},
 		{"submit no server", []string{"submit", "--nats-url", closedURL, empty}, exitFailure,
 			`kdtriage: connecting to ` + closedURL + `: nats: no servers available for connection: start one with "kdtriage serve --listen ` + strings.TrimPrefix(closedURL, "nats://") + `", or point --nats-url (config nats.url) at the pipeline's server`},
 	}

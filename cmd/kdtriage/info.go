@@ -124,7 +124,7 @@ func (a *app) infoCommand() *cobra.Command {
 		Example: `  kdtriage info C:/Windows/Minidump/112117-27671-01.dmp
   kdtriage info --format json MEMORY.DMP | jq .bugcheck
   kdtriage info --format table Minidump/`,
-		Args: dumpArgs("one or more dump files or directories"),
+		Args: minOneArg("one or more dump files or directories"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runInfo(cmd, args)
 		},

@@ -51,9 +51,9 @@ func orList(choices []string) string {
 	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
-// dumpArgs is the Args check of the commands that take dumps: it names what
-// is missing instead of cobra's "requires at least 1 arg(s)".
-func dumpArgs(what string) cobra.PositionalArgs {
+// minOneArg is cobra.MinimumNArgs(1) with a message that names what to
+// give instead of cobra's "requires at least 1 arg(s)".
+func minOneArg(what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return fmt.Errorf("%s: give %s (see %q)", strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), what, cmd.CommandPath()+" --help")

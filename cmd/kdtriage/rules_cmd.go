@@ -351,7 +351,7 @@ Every case is analysed with the current rules; a case whose result differs
 is 1.`,
 		Example: `  kdtriage rules test --rules ./rules cases.yaml
   kdtriage rules test --no-defaults --rules ./rules tests/*.yaml`,
-		Args: dumpArgs("one or more rule test case files (CASES.yaml)"),
+		Args: minOneArg("one or more rule test case files (CASES.yaml)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if analyze == nil {
 				return errors.New("rules test: this build has no analysis wired in")

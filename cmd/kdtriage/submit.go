@@ -35,7 +35,7 @@ func (a *app) submitCommand() *cobra.Command {
 		Long:  submitLong,
 		Example: `  kdtriage submit --nats-url nats://triage:4222 C:/Windows/Minidump
   kdtriage submit --label ring=canary --label site=lab MEMORY.DMP`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minOneArg("one or more dump files or directories"),
 		RunE: a.runSubmit,
 	}
 	addNATSFlags(cmd, "NATS server URL(s) (default nats://127.0.0.1:4222)")

@@ -38,7 +38,7 @@ func (a *app) symbolsPublicsCommand() *cobra.Command {
 		Long:  symbolsPublicsLong,
 		Example: `  kdtriage symbols publics ntkrnlmp.pdb
   kdtriage symbols publics --format json --undecorate app.pdb | jq '.[] | select(.name | test("Dispatch"))'`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("one PDB file"),
 		RunE: a.runSymbolsPublics,
 	}
 	f := cmd.Flags()
@@ -157,7 +157,7 @@ func (a *app) symbolsResolveCommand() *cobra.Command {
 		Example: `  kdtriage symbols resolve --pdb amdppm.pdb 0x334c
   kdtriage symbols resolve --sym test_app.sym --base 0x400000 0x40429e 0x404200
   kdtriage symbols resolve --image kernel32.dll --pdb kernel32.pdb 16fd7`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minOneArg("one or more addresses"),
 		RunE: a.runSymbolsResolve,
 	}
 	f := cmd.Flags()
