@@ -61,36 +61,34 @@ func (m *Metrics) Add(family, labels, help string, n uint64) {
 
 // Gauge adds delta to the gauge family{labels}.
 func (m *Metrics) Gauge(family, labels, help string, delta int64) {
-	if m == nil {
-		return
+	if g := m.gauge(family, labels, help); g != nil {
+		g.Add(delta)
 	}
-	key := series(family, labels)
-	m.mu.Lock()
-	g, ok := m.gauges[key]
-	if !ok {
-		m.declare(family, "gauge", help)
-		g = new(atomic.Int64)
-		m.gauges[key] = g
-	}
-	m.mu.Unlock()
-	g.Add(delta)
 }
 
 // Set sets the gauge family{labels} to v.
 func (m *Metrics) Set(family, labels, help string, v int64) {
+	if g := m.gauge(family, labels, help); g != nil {
+		g.Store(v)
+	}
+}
+
+// gauge returns the gauge family{labels}, declaring it on first use; nil
+// for a nil Metrics.
+func (m *Metrics) gauge(family, labels, help string) *atomic.Int64 {
 	if m == nil {
-		return
+		return nil
 	}
 	key := series(family, labels)
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	g, ok := m.gauges[key]
 	if !ok {
 		m.declare(family, "gauge", help)
 		g = new(atomic.Int64)
 		m.gauges[key] = g
 	}
-	m.mu.Unlock()
-	g.Store(v)
+	return g
 }
 
 // Observe records v (seconds) in the histogram family.
