@@ -157,6 +157,20 @@ func (a *kernelAnalysis) why(format string, args ...any) {
 	a.rep.Why = append(a.rep.Why, fmt.Sprintf(format, args...))
 }
 
+// ruleSet returns the rules to apply: opts.Rules, else the embedded
+// defaults; a defaults that fail to compile are reported through problem.
+func ruleSet(opts Options, problem func(format string, args ...any)) *rules.Set {
+	if opts.Rules != nil {
+		return opts.Rules
+	}
+	s, err := rules.Default()
+	if err != nil {
+		problem("default rules: %v", err)
+		return nil
+	}
+	return s
+}
+
 func analyzeKernel(ctx context.Context, f *kdump.File, opts Options) (*Report, error) {
 	h := f.Header()
 	a := &kernelAnalysis{ctx: ctx, f: f, opts: opts, log: opts.Log, bc: f.BugCheck(), mem: f.Memory(),
@@ -175,15 +189,7 @@ func analyzeKernel(ctx context.Context, f *kdump.File, opts Options) (*Report, e
 		a.problem("%v", p)
 	}
 
-	a.set = opts.Rules
-	if a.set == nil {
-		s, err := rules.Default()
-		if err != nil {
-			a.problem("default rules: %v", err)
-		} else {
-			a.set = s
-		}
-	}
+	a.set = ruleSet(opts, a.problem)
 	if a.set != nil {
 		rep.RuleSetHash = a.set.Hash()
 	}

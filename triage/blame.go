@@ -17,7 +17,7 @@ func (a *kernelAnalysis) rulesInput() rules.Input {
 		OSBuild: a.f.Header().MinorVersion,
 		Kind:    rules.KindKernel,
 		Modules: make([]rules.Module, 0, len(a.mods)),
-		Frames:  make([]rules.Frame, len(a.rep.Stack)),
+		Frames:  rulesFrames(a.rep.Stack),
 	}
 	if a.isExceptionCode() {
 		in.ExceptionCode = uint32(a.bc.Params[0])
@@ -26,7 +26,15 @@ func (a *kernelAnalysis) rulesInput() rules.Input {
 		m := &a.mods[i]
 		in.Modules = append(in.Modules, rules.Module{Name: moduleName(m.Name), Image: imageName(m, a.f.Machine(), a.f.PaeEnabled()), Timestamp: m.TimeDateStamp})
 	}
-	for i, fr := range a.rep.Stack {
+	return in
+}
+
+// rulesFrames turns report frames into the rule engine's frames, top of
+// stack first; the offset is the function offset when symbols named the
+// frame, else the module offset, else the bare address.
+func rulesFrames(stack []Frame) []rules.Frame {
+	out := make([]rules.Frame, len(stack))
+	for i, fr := range stack {
 		rf := rules.Frame{Module: fr.Module, Function: fr.Function, Image: fr.Image}
 		switch {
 		case fr.FuncOffset != nil:
@@ -36,9 +44,9 @@ func (a *kernelAnalysis) rulesInput() rules.Input {
 		default:
 			rf.Offset = uint64(fr.IP)
 		}
-		in.Frames[i] = rf
+		out[i] = rf
 	}
-	return in
+	return out
 }
 
 // strength is a frame's claim for blame: the rule's strength, with nt and

@@ -118,15 +118,7 @@ func (analyzers) analyzeUserMode(ctx context.Context, d kdump.Dump, opts Options
 			a.problem("%v", p)
 		}
 	}
-	a.set = opts.Rules
-	if a.set == nil {
-		s, err := rules.Default()
-		if err != nil {
-			a.problem("default rules: %v", err)
-		} else {
-			a.set = s
-		}
-	}
+	a.set = ruleSet(opts, a.problem)
 	if a.set != nil {
 		rep.RuleSetHash = a.set.Hash()
 	}
@@ -578,7 +570,7 @@ func (a *userAnalysis) rulesInput() rules.Input {
 		OSBuild: a.rep.OS.Build,
 		Kind:    rules.KindUser,
 		Modules: make([]rules.Module, 0, len(a.mods)),
-		Frames:  make([]rules.Frame, len(a.rep.Stack)),
+		Frames:  rulesFrames(a.rep.Stack),
 	}
 	if a.exc != nil && a.windows {
 		in.ExceptionCode = a.exc.code
@@ -586,18 +578,6 @@ func (a *userAnalysis) rulesInput() rules.Input {
 	for i := range a.mods {
 		m := &a.mods[i]
 		in.Modules = append(in.Modules, rules.Module{Name: userModuleName(m.Name), Image: m.Name, Timestamp: m.TimeDateStamp})
-	}
-	for i, fr := range a.rep.Stack {
-		rf := rules.Frame{Module: fr.Module, Function: fr.Function, Image: fr.Image}
-		switch {
-		case fr.FuncOffset != nil:
-			rf.Offset = uint64(*fr.FuncOffset)
-		case fr.Offset != nil:
-			rf.Offset = uint64(*fr.Offset)
-		default:
-			rf.Offset = uint64(fr.IP)
-		}
-		in.Frames[i] = rf
 	}
 	return in
 }
