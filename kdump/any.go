@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -23,16 +22,11 @@ var ErrLegacyUserDump = errors.New("legacy USERDUMP/USERDU64 user-mode dump")
 // *LegacyUserDump; a legacy file that cannot be read gives a
 // *LegacyUserDumpError that names it). Close the Dump when done.
 func OpenAny(path string) (Dump, error) {
-	fh, err := os.Open(path)
+	fh, size, err := openSized(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, err
-	}
-	format, err := Sniff(fh, st.Size())
+	format, err := Sniff(fh, size)
 	if err != nil {
 		fh.Close()
 		return nil, &FormatError{Offset: 0, What: "signature", Msg: "cannot read", Err: err}
@@ -46,7 +40,7 @@ func OpenAny(path string) (Dump, error) {
 		}
 		return NewUserDump(mf), nil
 	}
-	d, err := newAny(fh, st.Size(), format)
+	d, err := newAny(fh, size, format)
 	if err != nil {
 		fh.Close()
 		return nil, err
@@ -411,16 +405,11 @@ type LegacyUserDump struct {
 
 // OpenLegacyUserDump opens a USERDUMP/USERDU64 file. Close it when done.
 func OpenLegacyUserDump(path string) (*LegacyUserDump, error) {
-	fh, err := os.Open(path)
+	fh, size, err := openSized(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, err
-	}
-	d, err := NewLegacyUserDump(fh, st.Size())
+	d, err := NewLegacyUserDump(fh, size)
 	if err != nil {
 		fh.Close()
 		return nil, err

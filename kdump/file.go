@@ -248,22 +248,31 @@ func (f *File) validateHeader() error {
 
 // Open opens the named file and reads it with NewFile. Close the File when done.
 func Open(name string) (*File, error) {
-	fh, err := os.Open(name)
+	fh, size, err := openSized(name)
 	if err != nil {
 		return nil, err
 	}
-	st, err := fh.Stat()
-	if err != nil {
-		fh.Close()
-		return nil, err
-	}
-	f, err := NewFile(fh, st.Size())
+	f, err := NewFile(fh, size)
 	if err != nil {
 		fh.Close()
 		return nil, err
 	}
 	f.closer = fh
 	return f, nil
+}
+
+// openSized opens a file for reading and returns it with its size.
+func openSized(name string) (*os.File, int64, error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, 0, err
+	}
+	return fh, st.Size(), nil
 }
 
 // Close closes the underlying file if the File was made by Open.
