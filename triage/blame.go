@@ -29,6 +29,18 @@ func (a *kernelAnalysis) rulesInput() rules.Input {
 	return in
 }
 
+// recordRules copies the rules that fired and their crash-level actions
+// into the report.
+func recordRules(r *RulesReport, res rules.Result) {
+	act := res.Actions
+	for _, h := range res.Fired {
+		r.Fired = append(r.Fired, RuleHit{ID: h.ID, Source: h.Source.String(), Frame: h.Frame, Why: h.Why})
+	}
+	r.Tags, r.Queue, r.KnownIssue, r.KB = act.Tags, act.Queue, act.KnownIssue, act.KB
+	r.Remediation, r.Severity, r.BlameImage = act.Remediation, act.Severity.String(), act.BlameImage
+	r.Override, r.Suffix = act.Bucket, act.BucketSuffix
+}
+
 // rulesFrames turns report frames into the rule engine's frames, top of
 // stack first; the offset is the function offset when symbols named the
 // frame, else the module offset, else the bare address.
@@ -101,13 +113,7 @@ func (a *kernelAnalysis) blame() {
 		res = a.set.MatchBlamed(in, blamed)
 	}
 	act := res.Actions
-	r := &rep.Rules
-	for _, h := range res.Fired {
-		r.Fired = append(r.Fired, RuleHit{ID: h.ID, Source: h.Source.String(), Frame: h.Frame, Why: h.Why})
-	}
-	r.Tags, r.Queue, r.KnownIssue, r.KB = act.Tags, act.Queue, act.KnownIssue, act.KB
-	r.Remediation, r.Severity, r.BlameImage = act.Remediation, act.Severity.String(), act.BlameImage
-	r.Override, r.Suffix = act.Bucket, act.BucketSuffix
+	recordRules(&rep.Rules, res)
 	if act.BlameImage != "" {
 		a.applyBlameImage(act.BlameImage, res)
 	}

@@ -615,13 +615,7 @@ func (a *userAnalysis) blame() {
 		res = a.set.MatchBlamed(in, blamed)
 	}
 	act := res.Actions
-	r := &rep.Rules
-	for _, h := range res.Fired {
-		r.Fired = append(r.Fired, RuleHit{ID: h.ID, Source: h.Source.String(), Frame: h.Frame, Why: h.Why})
-	}
-	r.Tags, r.Queue, r.KnownIssue, r.KB = act.Tags, act.Queue, act.KnownIssue, act.KB
-	r.Remediation, r.Severity, r.BlameImage = act.Remediation, act.Severity.String(), act.BlameImage
-	r.Override, r.Suffix = act.Bucket, act.BucketSuffix
+	recordRules(&rep.Rules, res)
 	if act.BlameImage != "" {
 		blamed = a.applyBlameImage(act.BlameImage, blamed)
 	}

@@ -394,6 +394,13 @@ func writeKernelText(w io.Writer, j *infoJSON, f *kdump.File) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	writeInfoTail(w, j)
+	return nil
+}
+
+// writeInfoTail writes the unloaded modules and the unreadable parts
+// that end every text listing.
+func writeInfoTail(w io.Writer, j *infoJSON) {
 	if len(j.Unloaded) > 0 {
 		fmt.Fprintf(w, "\nUnloaded modules (%d):\n", len(j.Unloaded))
 		for _, u := range j.Unloaded {
@@ -403,7 +410,6 @@ func writeKernelText(w io.Writer, j *infoJSON, f *kdump.File) error {
 	if len(j.Problems) > 0 {
 		fmt.Fprintf(w, "\nMissing or unreadable parts:\n  %s\n", strings.Join(j.Problems, "\n  "))
 	}
-	return nil
 }
 
 func mustModules(f *kdump.File) []kdump.Module {

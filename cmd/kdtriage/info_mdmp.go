@@ -271,15 +271,7 @@ func writeMDMPInfoText(w io.Writer, j *infoJSON, f *minidump.File) error {
 	if err := writeMDMPText(w, f); err != nil {
 		return err
 	}
-	if len(j.Unloaded) > 0 {
-		fmt.Fprintf(w, "\nUnloaded modules (%d):\n", len(j.Unloaded))
-		for _, u := range j.Unloaded {
-			fmt.Fprintf(w, "  %#x %#x %s\n", uint64(u.Start), uint64(u.End), u.Name)
-		}
-	}
-	if len(j.Problems) > 0 {
-		fmt.Fprintf(w, "\nMissing or unreadable parts:\n  %s\n", strings.Join(j.Problems, "\n  "))
-	}
+	writeInfoTail(w, j)
 	return nil
 }
 
