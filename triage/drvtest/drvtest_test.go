@@ -11,6 +11,7 @@ import (
 
 	"github.com/kdtriage/kdtriage/kdump"
 	"github.com/kdtriage/kdtriage/symbols/cab"
+	"github.com/kdtriage/kdtriage/symbols/pe"
 )
 
 // TestWriteCAB writes single-file MSZIP cabinets of several sizes and reads
@@ -137,4 +138,80 @@ func TestBuild(t *testing.T) {
 	if _, err := Build(Options{Chain: []Link{{"DriverEntry", "NoSuchFunction", false, ""}}}); err == nil {
 		t.Error("unknown function accepted")
 	}
+}
+
+// TestLayStack lays the driver's stack with LayStack: each frame's return
+// address (or machine frame's RIP) lies in the stack just below its SP, the
+// stack grows downwards frame by frame, and a stack too small for the chain,
+// an empty chain or a missing export is an error, not a panic.
+func TestLayStack(t *testing.T) {
+	dir, err := FindDriversDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := pe.Open(filepath.Join(dir, "kdtdrv.sys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	const high = 0xffff850400900000
+	for _, tt := range []struct {
+		name   string
+		chain  []Link
+		size   uint64
+		frames int // 0: an error
+	}{
+		{"default", nil, 0x280000, 12},
+		{"long", LongChain(34), 0x800000, 34},
+		{"epilog chain", DefaultChain()[:2], 0x10000, 3},
+		{"too small", nil, 0x10000, 0},
+		{"empty", []Link{}, 0x280000, 0},
+		{"missing export", []Link{{"DriverEntry", "NoSuchFunction", false, ""}}, 0x280000, 0},
+		{"tiny", nil, 8, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := LayStack(img, tt.chain, high, tt.size)
+			if tt.frames == 0 {
+				if err == nil {
+					t.Fatalf("no error, %d frames", len(st.Frames))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Frames) != tt.frames || st.Low != high-tt.size || uint64(len(st.Data)) != tt.size {
+				t.Fatalf("%d frames, stack %#x+%#x", len(st.Frames), st.Low, len(st.Data))
+			}
+			if f := st.Frames[0]; f.FoundBy != "context" || f.Offset != 0 || f.Regs[4] != f.SP {
+				t.Errorf("top frame %+v", f)
+			}
+			for i, f := range st.Frames[1:] {
+				if i > 0 && f.SP <= st.Frames[i].SP || f.Regs[4] != f.SP || f.IP-Base-f.Offset != uint64(mustRVA(t, img, f.Function)) {
+					t.Errorf("frame %d %s: sp %#x after %#x, offset %#x", i+1, f.Function, f.SP, st.Frames[i].SP, f.Offset)
+				}
+				at := f.SP - 8 // the return address
+				if f.FoundBy == "trap_frame" {
+					// The machine frame below the aligned SP: SS, RSP,
+					// RFLAGS, CS, RIP.
+					at = f.SP&^15 - 40
+					if got := le.Uint64(st.Data[at+24-st.Low:]); got != f.SP {
+						t.Errorf("frame %d %s: machine frame RSP %#x, want %#x", i+1, f.Function, got, f.SP)
+					}
+				}
+				if got := le.Uint64(st.Data[at-st.Low:]); got != f.IP {
+					t.Errorf("frame %d %s: %#x at %#x, want IP %#x", i+1, f.Function, got, at, f.IP)
+				}
+			}
+		})
+	}
+}
+
+func mustRVA(t *testing.T, img *pe.File, name string) uint32 {
+	t.Helper()
+	rvas, err := exportRVAs(img)
+	if err != nil || rvas[name] == 0 {
+		t.Fatalf("export %s: %v", name, err)
+	}
+	return rvas[name]
 }

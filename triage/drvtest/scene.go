@@ -95,6 +95,11 @@ type Frame struct {
 	// FoundBy is how an unwinding walker finds the frame, in the names of
 	// triage.Frame.FoundBy: context, unwind or trap_frame.
 	FoundBy string
+	// Regs are the general-purpose registers in CONTEXT order (RAX, RCX,
+	// RDX, RBX, RSP, RBP, RSI, RDI, R8-R15) as the frame holds them: a
+	// walk recovers the non-volatile ones (RBX, RBP, RSI, RDI, R12-R15).
+	// Regs[4] is SP.
+	Regs [16]uint64
 }
 
 // RVA returns the frame's offset from the driver's base.
@@ -193,13 +198,9 @@ func Build(opts Options) (*Scene, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex, err := img.Exports()
+	rvas, err := exportRVAs(img)
 	if err != nil {
 		return nil, err
-	}
-	rvas := map[string]uint32{}
-	for _, e := range ex.List {
-		rvas[e.Name] = e.RVA
 	}
 	chain := opts.Chain
 	if chain == nil {
@@ -217,14 +218,117 @@ func Build(opts Options) (*Scene, error) {
 	// The stack: 2 MiB per round of the chain, below the thread's stack base.
 	const stackTop = 0xffff850429893000
 	size := uint64(0x280000) * uint64((len(chain)+len(DefaultChain())-1)/len(DefaultChain()))
-	m := &mem{low: stackTop - size, data: make([]byte, size)}
-	s.StackLow, s.StackHigh = m.low, stackTop
 
+	st, err := layStack(img, rvas, chain, stackTop, size)
+	if err != nil {
+		return nil, err
+	}
+	m := &mem{low: st.Low, data: st.Data}
+	s.StackLow, s.StackHigh = m.low, stackTop
+	s.Frames = st.Frames
+	s.FaultIP = st.Frames[0].IP
+	sp, regs := st.Frames[0].SP, st.Frames[0].Regs
+
+	// The records, below the faulting frame's stack pointer.
+	s.ContextRecord = (sp - 0x1000) &^ 0xF
+	s.ExceptionRecord = s.ContextRecord - 0x100
+	if s.ExceptionRecord < m.low {
+		return nil, errors.New("drvtest: no room for the exception records")
+	}
+	ctx := make([]byte, 0x4D0)
+	le.PutUint32(ctx[0x30:], 0x10001F) // CONTEXT_AMD64 | CONTROL | INTEGER | SEGMENTS | FLOATING_POINT
+	le.PutUint32(ctx[0x34:], 0x1F80)   // MxCsr
+	le.PutUint16(ctx[0x38:], 0x10)     // SegCs
+	le.PutUint16(ctx[0x42:], 0x18)     // SegSs
+	le.PutUint32(ctx[0x44:], 0x10282)  // EFlags
+	for i, r := range regs {
+		le.PutUint64(ctx[0x78+8*i:], r)
+	}
+	le.PutUint64(ctx[0xF8:], s.FaultIP)
+	copy(m.data[s.ContextRecord-m.low:], ctx)
+	exc := make([]byte, 0x98)
+	le.PutUint32(exc[0:], 0xC0000005)
+	le.PutUint64(exc[0x10:], s.FaultIP)
+	le.PutUint32(exc[0x18:], 2)
+	le.PutUint64(exc[0x20:], 1) // a write
+	le.PutUint64(exc[0x28:], 0) // to address 0
+	copy(m.data[s.ExceptionRecord-m.low:], exc)
+
+	im, facts, err := kdumptest.Build(kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Triage, Modules: mods,
+		BugCheck: 0x1000007E, Params: [4]uint64{0xFFFFFFFFC0000005, s.FaultIP, s.ExceptionRecord, s.ContextRecord}})
+	if err != nil {
+		return nil, err
+	}
+	var blocks []block
+	if opts.ImageInMemory {
+		blocks = append(blocks, block{Base, MapImage(img, file)})
+	}
+	if err := patchTriage(im, m.low, m.data, blocks); err != nil {
+		return nil, err
+	}
+	s.Dump, s.Facts = im, facts
+	return s, nil
+}
+
+// Stack is a stack through the driver laid out by LayStack.
+type Stack struct {
+	// Data is the stack memory, from its lowest address Low up to the
+	// stack's high end.
+	Low  uint64
+	Data []byte
+	// Frames are the frames a correct walk finds, top first. Frames[0]
+	// is the innermost callee at its first instruction: its IP and Regs
+	// are the register context a walk starts from.
+	Frames []Frame
+}
+
+// LayStack lays out the stack of chain (nil means DefaultChain) through
+// img, the driver loaded at Base, in the memory [high-size, high): each
+// callee's prolog is run as its unwind codes describe it (pushes,
+// allocations, frame register, saves), the inverse of what an unwinder
+// does. The registers start as 0x1111_0000_0000_0000 | index<<8; a callee
+// then changes every register it saved, except its frame register. It
+// fails when an export is missing, a callee has an unwind code a prolog
+// cannot run, or the stack does not fit.
+func LayStack(img *pe.File, chain []Link, high, size uint64) (*Stack, error) {
+	rvas, err := exportRVAs(img)
+	if err != nil {
+		return nil, err
+	}
+	if chain == nil {
+		chain = DefaultChain()
+	}
+	return layStack(img, rvas, chain, high, size)
+}
+
+// exportRVAs maps img's export names to RVAs.
+func exportRVAs(img *pe.File) (map[string]uint32, error) {
+	ex, err := img.Exports()
+	if err != nil {
+		return nil, err
+	}
+	rvas := map[string]uint32{}
+	for _, e := range ex.List {
+		rvas[e.Name] = e.RVA
+	}
+	return rvas, nil
+}
+
+// layStack is LayStack with the exports already read.
+func layStack(img *pe.File, rvas map[string]uint32, chain []Link, high, size uint64) (*Stack, error) {
+	if len(chain) == 0 {
+		return nil, errors.New("drvtest: empty chain")
+	}
+	if size < 0x100 || size > high || size > 1<<30 {
+		return nil, fmt.Errorf("drvtest: stack size %#x below %#x out of range", size, high)
+	}
+	m := &mem{low: high - size, data: make([]byte, size)}
 	var regs [16]uint64
 	for i := range regs {
 		regs[i] = 0x1111_0000_0000_0000 | uint64(i)<<8
 	}
-	sp := uint64(stackTop - 0x100)
+	sp := high - 0x100
+	var frames []Frame
 	var perr error
 	push := func(v uint64) {
 		sp -= 8
@@ -283,7 +387,9 @@ func Build(opts Options) (*Scene, error) {
 			fr.SP = sp + 8
 		}
 		fr.Offset = fr.IP - Base - uint64(rvas[fr.Function])
-		s.Frames = append(s.Frames, fr)
+		fr.Regs = regs
+		fr.Regs[4] = fr.SP
+		frames = append(frames, fr)
 
 		// Run the callee's prolog.
 		rf, ok, err := img.LookupFunction(calleeRVA)
@@ -342,50 +448,10 @@ func Build(opts Options) (*Scene, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.FaultIP = Base + uint64(lastRVA)
-	s.Frames = append(s.Frames, Frame{Function: last, IP: s.FaultIP, SP: sp, FoundBy: "context"})
-	slices.Reverse(s.Frames)
 	regs[4] = sp
-
-	// The records, below the faulting frame's stack pointer.
-	s.ContextRecord = (sp - 0x1000) &^ 0xF
-	s.ExceptionRecord = s.ContextRecord - 0x100
-	if s.ExceptionRecord < m.low {
-		return nil, errors.New("drvtest: no room for the exception records")
-	}
-	ctx := make([]byte, 0x4D0)
-	le.PutUint32(ctx[0x30:], 0x10001F) // CONTEXT_AMD64 | CONTROL | INTEGER | SEGMENTS | FLOATING_POINT
-	le.PutUint32(ctx[0x34:], 0x1F80)   // MxCsr
-	le.PutUint16(ctx[0x38:], 0x10)     // SegCs
-	le.PutUint16(ctx[0x42:], 0x18)     // SegSs
-	le.PutUint32(ctx[0x44:], 0x10282)  // EFlags
-	for i, r := range regs {
-		le.PutUint64(ctx[0x78+8*i:], r)
-	}
-	le.PutUint64(ctx[0xF8:], s.FaultIP)
-	copy(m.data[s.ContextRecord-m.low:], ctx)
-	exc := make([]byte, 0x98)
-	le.PutUint32(exc[0:], 0xC0000005)
-	le.PutUint64(exc[0x10:], s.FaultIP)
-	le.PutUint32(exc[0x18:], 2)
-	le.PutUint64(exc[0x20:], 1) // a write
-	le.PutUint64(exc[0x28:], 0) // to address 0
-	copy(m.data[s.ExceptionRecord-m.low:], exc)
-
-	im, facts, err := kdumptest.Build(kdumptest.Spec{Arch: kdumptest.AMD64, Kind: kdumptest.Triage, Modules: mods,
-		BugCheck: 0x1000007E, Params: [4]uint64{0xFFFFFFFFC0000005, s.FaultIP, s.ExceptionRecord, s.ContextRecord}})
-	if err != nil {
-		return nil, err
-	}
-	var blocks []block
-	if opts.ImageInMemory {
-		blocks = append(blocks, block{Base, mapImage(img, file)})
-	}
-	if err := patchTriage(im, m.low, m.data, blocks); err != nil {
-		return nil, err
-	}
-	s.Dump, s.Facts = im, facts
-	return s, nil
+	frames = append(frames, Frame{Function: last, IP: Base + uint64(lastRVA), SP: sp, FoundBy: "context", Regs: regs})
+	slices.Reverse(frames)
+	return &Stack{Low: m.low, Data: m.data, Frames: frames}, nil
 }
 
 // callSite returns the return address of the first "call rel32" in the
@@ -411,8 +477,10 @@ func callSite(f *pe.File, caller, callee uint32) (uint32, error) {
 	return 0, fmt.Errorf("drvtest: no call from %#x to %#x", caller, callee)
 }
 
-// mapImage lays the file's sections out as the loader would.
-func mapImage(f *pe.File, file []byte) []byte {
+// MapImage returns the image of f (whose file contents are file) laid out
+// as the loader maps it: headers, then each section's raw data at its
+// RVA. Sections whose data lies outside file or the image are left out.
+func MapImage(f *pe.File, file []byte) []byte {
 	img := make([]byte, f.OptionalHeader.SizeOfImage)
 	copy(img, file[:min(uint64(f.OptionalHeader.SizeOfHeaders), uint64(len(file)))])
 	for _, s := range f.Sections {

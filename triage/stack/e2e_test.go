@@ -3,7 +3,6 @@ package stack
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"github.com/kdtriage/kdtriage/kdump"
 	"github.com/kdtriage/kdtriage/symbols/pdb"
 	"github.com/kdtriage/kdtriage/symbols/pe"
+	"github.com/kdtriage/kdtriage/triage/drvtest"
 )
 
 // The driver built by testdata/drivers/build.sh. The binaries are
@@ -22,32 +22,13 @@ import (
 var driverDir = filepath.Join("..", "..", "testdata", "drivers")
 
 const (
-	drvBase   = 0xfffff80412340000
+	drvBase   = drvtest.Base
 	stackHigh = 0xffff850400900000 // one past the highest stack byte
 	stackSize = 0x800000
 )
 
-// link is one step of the synthetic call chain, from the outermost frame
-// inwards: caller calls (or, with interrupt, is interrupted by) callee.
-type link struct {
-	caller, callee string
-	interrupt      bool   // callee entered through a machine frame at "AsmInterruptedAt"
-	via            string // the call in caller that gives the return address; "" = callee
-}
-
-var driverChain = []link{
-	{"DriverEntry", "CallsAsm", false, ""},
-	{"CallsAsm", "AsmFramePointer", false, ""},
-	{"AsmFramePointer", "AsmInterrupted", false, ""},
-	{"AsmInterrupted", "AsmTrapHandler", true, ""},
-	{"AsmTrapHandler", "AsmFarSaves", false, ""},
-	{"AsmFarSaves", "AsmCallback", false, ""},
-	{"AsmCallback", "FloatWork", false, ""},
-	{"FloatWork", "HugeFrame", false, ""},
-	{"HugeFrame", "LargeFrame", false, ""},
-	{"LargeFrame", "SavesNonVolatiles", false, ""},
-	{"SavesNonVolatiles", "LeafTouch", false, ""},
-}
+// driverChain is the driver's 12-frame call chain (drvtest.DefaultChain).
+var driverChain = drvtest.DefaultChain()
 
 // nonVolatile are the registers a callee must preserve.
 var nonVolatile = []int{kdump.RegRBX, kdump.RegRBP, kdump.RegRSI, kdump.RegRDI, 12, 13, 14, 15}
@@ -59,10 +40,10 @@ type expectFrame struct {
 	how      FoundBy
 }
 
-// driverScene lays out a stack through the driver's functions by running
-// their prologs as the unwind codes describe them (the inverse of what the
-// walker does), and returns the memory, the starting context and the frames
-// a correct walk must produce.
+// driverScene is a stack through the driver's functions, laid out by
+// drvtest.LayStack by running their prologs as the unwind codes describe
+// them (the inverse of what the walker does): the memory, the starting
+// context and the frames a correct walk must produce.
 type driverScene struct {
 	img    *pe.File
 	file   []byte
@@ -97,146 +78,30 @@ func exportRVAs(t testing.TB, f *pe.File) map[string]uint32 {
 	return m
 }
 
-// mapImage lays the file's sections out as the loader would.
-func mapImage(f *pe.File, file []byte) []byte {
-	img := make([]byte, f.OptionalHeader.SizeOfImage)
-	copy(img, file[:f.OptionalHeader.SizeOfHeaders])
-	for _, s := range f.Sections {
-		n := min(s.SizeOfRawData, s.VirtualSize)
-		copy(img[s.VirtualAddress:], file[s.PointerToRawData:s.PointerToRawData+n])
-	}
-	return img
-}
+// foundBy maps drvtest's FoundBy names to the walker's.
+var foundBy = map[string]FoundBy{"context": FoundByContext, "unwind": FoundByUnwind, "trap_frame": FoundByTrapFrame}
 
-// callSite finds the return address of the first "call rel32" in the
-// function at caller that targets callee.
-func callSite(t testing.TB, f *pe.File, caller, callee uint32) uint32 {
-	rf, ok, err := f.LookupFunction(caller)
-	if err != nil || !ok {
-		t.Fatalf("no .pdata for %#x: %v", caller, err)
-	}
-	code := make([]byte, rf.End-rf.Begin)
-	if err := f.ReadRVA(code, rf.Begin); err != nil {
+func newDriverScene(t testing.TB, chain []drvtest.Link) *driverScene {
+	t.Helper()
+	f, file := loadDriver(t)
+	st, err := drvtest.LayStack(f, chain, stackHigh, stackSize)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i+5 <= len(code); i++ {
-		if code[i] != 0xE8 {
-			continue
-		}
-		next := rf.Begin + uint32(i) + 5
-		if next+binary.LittleEndian.Uint32(code[i+1:]) == callee {
-			return next
-		}
-	}
-	t.Fatalf("no call from %#x to %#x", caller, callee)
-	return 0
-}
-
-func newDriverScene(t testing.TB, chain []link) *driverScene {
-	f, file := loadDriver(t)
-	rvas := exportRVAs(t, f)
 	s := &driverScene{img: f, file: file, mem: &testMem{}}
 	s.mod = kdump.Module{Name: "kdtdrv.sys", Base: drvBase, Size: f.OptionalHeader.SizeOfImage, TimeDateStamp: f.TimeDateStamp}
-	stack := make([]byte, stackSize)
-	s.mem.add(stackHigh-stackSize, stack)
-
-	var regs [16]uint64
-	for i := range regs {
-		regs[i] = 0x1111_0000_0000_0000 | uint64(i)<<8
+	s.mem.add(st.Low, st.Data)
+	for _, fr := range st.Frames {
+		how, ok := foundBy[fr.FoundBy]
+		if !ok {
+			t.Fatalf("drvtest frame %s: found by %q", fr.Function, fr.FoundBy)
+		}
+		s.expect = append(s.expect, expectFrame{function: fr.Function, ip: fr.IP, sp: fr.SP, regs: fr.Regs, how: how})
 	}
-	sp := uint64(stackHigh - 0x100)
-	push := func(v uint64) { sp -= 8; s.mem.put64(sp, v) }
-	// The outermost frame: DriverEntry, entered with a zero return address.
-	push(0)
-	for n, l := range chain {
-		callerRVA, calleeRVA := rvas[l.caller], rvas[l.callee]
-		viaRVA := calleeRVA
-		if l.via != "" {
-			viaRVA = rvas[l.via]
-		}
-		if callerRVA == 0 || calleeRVA == 0 {
-			t.Fatalf("export missing for %v", l)
-		}
-		var ip uint64
-		how := FoundByUnwind
-		function := l.caller
-		if l.interrupt {
-			// The PDB names the interrupted instruction by its nearest
-			// public symbol, the label AsmInterruptedAt.
-			function = "AsmInterruptedAt"
-			ip = drvBase + uint64(rvas["AsmInterruptedAt"])
-			how = FoundByTrapFrame
-			old := sp
-			sp &^= 15
-			push(0x18)         // SS
-			push(old)          // RSP
-			push(0x10246)      // RFLAGS
-			push(0x10)         // CS
-			push(ip)           // RIP
-			push(0xE0000000EE) // error code
-		} else {
-			ip = drvBase + uint64(callSite(t, f, callerRVA, viaRVA))
-			push(ip)
-		}
-		// The caller's frame as the walk must see it.
-		callerSP := sp + 8
-		if l.interrupt {
-			callerSP, _ = kdump.ReadU64(s.mem, sp+8+24)
-		}
-		s.expect = append(s.expect, expectFrame{function: function, ip: ip, sp: callerSP, regs: regs, how: how})
-		// Run the callee's prolog.
-		rf, ok, err := f.LookupFunction(calleeRVA)
-		if !ok || err != nil {
-			// A leaf without unwind data: nothing to run.
-			continue
-		}
-		ui, err := f.UnwindInfo(rf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		codes := slices.Clone(ui.Codes)
-		slices.Reverse(codes) // prolog order
-		var saves []pe.UnwindCode
-		for _, c := range codes {
-			switch c.Op {
-			case pe.UWOP_PUSH_NONVOL:
-				push(regs[c.OpInfo])
-			case pe.UWOP_ALLOC_SMALL, pe.UWOP_ALLOC_LARGE:
-				sp -= uint64(c.Value)
-			case pe.UWOP_SET_FPREG:
-				regs[ui.FrameRegister] = sp + uint64(ui.FrameOffset)
-			case pe.UWOP_SAVE_NONVOL, pe.UWOP_SAVE_NONVOL_FAR:
-				saves = append(saves, c)
-			case pe.UWOP_PUSH_MACHFRAME, pe.UWOP_SAVE_XMM128, pe.UWOP_SAVE_XMM128_FAR:
-			default:
-				t.Fatalf("%s: unexpected %v", l.callee, c)
-			}
-		}
-		est := sp
-		if ui.HasFrameRegister() {
-			est = regs[ui.FrameRegister] - uint64(ui.FrameOffset)
-		}
-		for _, c := range saves {
-			s.mem.put64(est+uint64(c.Value), regs[c.OpInfo])
-		}
-		// The callee now uses every register it saved.
-		for _, c := range codes {
-			if c.Op == pe.UWOP_PUSH_NONVOL || c.Op == pe.UWOP_SAVE_NONVOL || c.Op == pe.UWOP_SAVE_NONVOL_FAR {
-				if ui.HasFrameRegister() && pe.Register(c.OpInfo) == ui.FrameRegister {
-					continue // holds the frame
-				}
-				regs[c.OpInfo] = 0x2222_0000_0000_0000 | uint64(n)<<16 | uint64(c.OpInfo)
-			}
-		}
-	}
-	// The innermost frame: LeafTouch at its first instruction.
-	last := chain[len(chain)-1].callee
-	ctx := &kdump.Context{Machine: kdump.MachineAMD64, PC: drvBase + uint64(rvas[last])}
-	copy(ctx.GPR[:], regs[:])
-	ctx.GPR[kdump.RegRSP] = sp
-	s.ctx = ctx
-	s.expect = append(s.expect, expectFrame{function: last, ip: ctx.PC, sp: sp, regs: regs, how: FoundByContext})
-	slices.Reverse(s.expect)
+	// The innermost frame: the chain's last callee at its first instruction.
+	top := st.Frames[0]
+	s.ctx = &kdump.Context{Machine: kdump.MachineAMD64, PC: top.IP}
+	copy(s.ctx.GPR[:], top.Regs[:])
 	return s
 }
 
@@ -302,7 +167,7 @@ func TestDriverWalk(t *testing.T) {
 	})
 	t.Run("memory", func(t *testing.T) {
 		mem := &testMem{regions: slices.Clone(s.mem.regions)}
-		mem.add(drvBase, mapImage(s.img, s.file))
+		mem.add(drvBase, drvtest.MapImage(s.img, s.file))
 		frames, err := Walk(context.Background(), Input{Context: s.ctx, Memory: mem, Modules: []kdump.Module{s.mod},
 			Images: MemoryImages{Memory: mem}, NoScan: true})
 		if err != nil {
@@ -335,14 +200,10 @@ func TestDriverWalk(t *testing.T) {
 // its unwind tables (the driver's call chain repeated; one machine frame
 // per round).
 func BenchmarkWalk30(b *testing.B) {
-	var chain []link
-	for range 2 {
-		// SavesNonVolatiles "calls" DriverEntry through its call to LeafTouch.
-		chain = append(chain, driverChain[:len(driverChain)-1]...)
-		chain = append(chain, link{"SavesNonVolatiles", "DriverEntry", false, "LeafTouch"})
-	}
-	chain = append(chain, driverChain...)
-	s := newDriverScene(b, chain)
+	// Three rounds of the chain (34 frames, the longest LongChain gives), in
+	// which SavesNonVolatiles "calls" DriverEntry through its call to
+	// LeafTouch.
+	s := newDriverScene(b, drvtest.LongChain(34))
 	f, err := pe.NewFile(bytes.NewReader(s.file))
 	if err != nil {
 		b.Fatal(err)
