@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,14 +15,7 @@ import (
 // corpusDir returns the shared corpus directory or skips the test.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("KDTRIAGE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "EXPECTED.tsv")); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS to the shared/corpus directory): %v", dir, err)
-	}
-	return dir
+	return kdumptest.CorpusDir(t)
 }
 
 type expectedRow map[string]string

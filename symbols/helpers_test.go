@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -113,12 +114,5 @@ func mustChain(t testing.TB, path string, o Options) *Chain {
 // corpusDir returns the shared corpus directory or skips the test.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("KDTRIAGE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", dir, err)
-	}
-	return dir
+	return kdumptest.CorpusDir(t)
 }

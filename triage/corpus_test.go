@@ -3,6 +3,7 @@ package triage
 import (
 	"bufio"
 	"context"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,14 +16,7 @@ import (
 // corpusDir returns the shared corpus directory or skips the test.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("KDTRIAGE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "EXPECTED.tsv")); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", dir, err)
-	}
-	return dir
+	return kdumptest.CorpusDir(t)
 }
 
 // expectedRow is one kernel row of EXPECTED.tsv.

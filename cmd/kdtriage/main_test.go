@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,14 +20,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // corpusDir returns ../shared/corpus (or $KDTRIAGE_CORPUS) or skips.
 func corpusDir(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("KDTRIAGE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "EXPECTED.tsv")); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", dir, err)
-	}
-	return dir
+	return kdumptest.CorpusDir(t)
 }
 
 func TestVersionAndHelp(t *testing.T) {

@@ -2,7 +2,7 @@ package breakpad
 
 import (
 	"errors"
-	"os"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -212,14 +212,7 @@ func TestStorePath(t *testing.T) {
 // $KDTRIAGE_CORPUS, skipping the test when it is absent.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("KDTRIAGE_CORPUS"); d != "" {
-		return d
-	}
-	c := filepath.Join("..", "..", "..", "shared", "corpus")
-	if _, err := os.Stat(filepath.Join(c, "symbols", "breakpad")); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", c, err)
-	}
-	return c
+	return kdumptest.CorpusDir(t)
 }
 
 // TestCorpus parses every .sym file in the corpus store layout and checks

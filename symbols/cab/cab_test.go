@@ -5,9 +5,9 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"errors"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -302,14 +302,7 @@ func TestChecksumKnownValues(t *testing.T) {
 // corpusDir returns the shared corpus directory or skips the test.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("KDTRIAGE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", dir, err)
-	}
-	return dir
+	return kdumptest.CorpusDir(t)
 }
 
 // TestCorpusBasic32 unpacks the real symbol-server file basic32.pd_, whose

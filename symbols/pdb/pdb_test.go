@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,28 +20,7 @@ import (
 // $KDTRIAGE_CORPUS, skipping the test when it is absent.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("KDTRIAGE_CORPUS"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found; corpus unavailable")
-		}
-		dir = parent
-	}
-	c := filepath.Join(dir, "..", "shared", "corpus")
-	if _, err := os.Stat(filepath.Join(c, "symbols")); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", c, err)
-	}
-	return c
+	return kdumptest.CorpusDir(t)
 }
 
 // corpusPDBs returns every PDB of the corpus: the *.pdb files and the

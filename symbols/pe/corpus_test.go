@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/kdtriage/kdtriage/kdump/kdumptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +18,7 @@ import (
 // $KDTRIAGE_CORPUS, skipping the test when it is absent.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("KDTRIAGE_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "symbols")); err != nil {
-		t.Skipf("corpus not found at %s (set KDTRIAGE_CORPUS): %v", dir, err)
-	}
-	return dir
+	return kdumptest.CorpusDir(t)
 }
 
 func corpusPEs(t testing.TB) []string {
